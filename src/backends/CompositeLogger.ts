@@ -1,0 +1,133 @@
+// Fans every event out to many backends, in order. A backend that throws or fails never stops the
+// others: its failure goes to the error handler (default: warn once per kind, count).
+
+import type { RunBackend } from '../core/RunBackend.js';
+import type { RunEvent } from '../core/events.js';
+import type { RunRecord } from '../core/RunRecord.js';
+import { BackendLogger } from '../core/BackendLogger.js';
+import type { BackendLoggerOptions } from '../core/BackendLogger.js';
+import type { FailureReporter } from '../core/errors.js';
+import type { Logger, Run } from '../core/types.js';
+
+export class CompositeBackend implements RunBackend {
+  readonly name = 'composite';
+  readonly children: readonly RunBackend[];
+  /** Set by CompositeLogger to its own reporter. */
+  reporter: FailureReporter | undefined;
+
+  constructor(children: readonly RunBackend[]) {
+    this.children = children;
+  }
+
+  onEvent(event: RunEvent): void {
+    for (const child of this.children) {
+      try {
+        child.onEvent(event);
+      } catch (error) {
+        this._report(child, 'onEvent', error);
+      }
+    }
+  }
+
+  resume(runId: string): RunRecord | undefined {
+    for (const child of this.children) {
+      try {
+        const record = child.resume?.(runId);
+        if (record !== undefined) return record;
+      } catch (error) {
+        this._report(child, 'resume', error);
+      }
+    }
+    return undefined;
+  }
+
+  runInContext<T>(runId: string, fn: () => T): T {
+    let wrapped = fn;
+    for (const child of this.children) {
+      if (child.runInContext === undefined) continue;
+      const inner = wrapped;
+      const bind = child.runInContext.bind(child);
+      wrapped = () => bind(runId, inner);
+    }
+    return wrapped();
+  }
+
+  forceFlush(): Promise<void> {
+    return this._each('forceFlush', (child) => child.forceFlush());
+  }
+
+  shutdown(): Promise<void> {
+    return this._each('shutdown', (child) => child.shutdown());
+  }
+
+  private async _each(operation: string, call: (child: RunBackend) => Promise<void>): Promise<void> {
+    await Promise.all(
+      this.children.map(async (child) => {
+        try {
+          await call(child);
+        } catch (error) {
+          this._report(child, operation, error);
+        }
+      }),
+    );
+  }
+
+  private _report(child: RunBackend, operation: string, error: unknown): void {
+    this.reporter?.report({ backend: child.name, operation, error });
+  }
+}
+
+/** Adapts a Logger that is not event-based (a user's own) so a CompositeLogger can drive it. */
+class LoggerBackend implements RunBackend {
+  readonly name: string;
+  private readonly _logger: Logger;
+  private readonly _runs = new Map<string, Run>();
+
+  constructor(logger: Logger) {
+    this._logger = logger;
+    this.name = logger.constructor.name;
+  }
+
+  onEvent(event: RunEvent): void {
+    if (event.type === 'run_started') {
+      const parent = event.parentId === undefined ? undefined : this._runs.get(event.parentId);
+      this._runs.set(
+        event.runId,
+        this._logger.startRun({ name: event.name, experiment: event.experiment, tags: event.tags, config: event.params, ...(parent ? { parent } : {}) }),
+      );
+      return;
+    }
+    const run = this._runs.get(event.runId);
+    if (run === undefined) return;
+    switch (event.type) {
+      case 'params':
+        return run.logParams(event.params);
+      case 'tags':
+        return run.setTags(event.tags);
+      case 'metrics':
+        return run.logMetrics(event.values, { step: event.step, timestamp: event.timestamp });
+      case 'artifact':
+        return run.logArtifact(event.path, { name: event.name });
+      case 'run_finished':
+        this._runs.delete(event.runId);
+        void run.finish(event.status, event.error);
+    }
+  }
+
+  forceFlush(): Promise<void> {
+    return this._logger.forceFlush();
+  }
+
+  shutdown(): Promise<void> {
+    return this._logger.shutdown();
+  }
+}
+
+export class CompositeLogger extends BackendLogger {
+  declare readonly backend: CompositeBackend;
+
+  constructor(loggers: readonly Logger[], options: BackendLoggerOptions = {}) {
+    super(new CompositeBackend(loggers.map((l) => (l instanceof BackendLogger ? l.backend : new LoggerBackend(l)))), options);
+    this.backend.reporter = this._failures;
+  }
+}

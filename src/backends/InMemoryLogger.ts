@@ -1,0 +1,61 @@
+// In-memory backend for tests (users' and ours): keeps every event and the runs rebuilt from them.
+
+import type { RunBackend } from '../core/RunBackend.js';
+import type { RunEvent } from '../core/events.js';
+import { applyEvent } from '../core/RunRecord.js';
+import type { RunRecord } from '../core/RunRecord.js';
+import { BackendLogger } from '../core/BackendLogger.js';
+import type { BackendLoggerOptions } from '../core/BackendLogger.js';
+
+export class InMemoryBackend implements RunBackend {
+  readonly name = 'memory';
+  readonly events: RunEvent[] = [];
+  readonly runs = new Map<string, RunRecord>();
+
+  onEvent(event: RunEvent): void {
+    this.events.push(event);
+    this.runs.set(event.runId, applyEvent(this.runs.get(event.runId), event));
+  }
+
+  resume(runId: string): RunRecord | undefined {
+    return this.runs.get(runId);
+  }
+
+  forceFlush(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  shutdown(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Records every event; `runs` and `getRun` give the rebuilt runs. */
+export class InMemoryLogger extends BackendLogger {
+  declare readonly backend: InMemoryBackend;
+
+  constructor(options?: BackendLoggerOptions) {
+    super(new InMemoryBackend(), options);
+  }
+
+  /** Every event received, in order. */
+  get events(): readonly RunEvent[] {
+    return this.backend.events;
+  }
+
+  /** Every run, in start order. */
+  get runs(): RunRecord[] {
+    return [...this.backend.runs.values()];
+  }
+
+  /** A run by id, or by name (the first run started with that name). */
+  getRun(idOrName: string): RunRecord | undefined {
+    return this.backend.runs.get(idOrName) ?? this.runs.find((r) => r.name === idOrName);
+  }
+
+  /** Forgets everything recorded so far. */
+  reset(): void {
+    this.backend.events.length = 0;
+    this.backend.runs.clear();
+  }
+}

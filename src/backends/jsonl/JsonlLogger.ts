@@ -1,0 +1,174 @@
+// The local run log: an append-only JSONL file per run, written in batches (no per-point fsync),
+// fsynced when the run finishes. Artifacts are copied into the run folder.
+
+import { cp, mkdir, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { RunBackend } from '../../core/RunBackend.js';
+import type { RunEvent } from '../../core/events.js';
+import type { RunRecord } from '../../core/RunRecord.js';
+import { BackendLogger } from '../../core/BackendLogger.js';
+import type { BackendLoggerOptions } from '../../core/BackendLogger.js';
+import { getStringFromEnv } from '../../core/env.js';
+import { encodeEvent } from './codec.js';
+import { ARTIFACTS_DIR, EVENTS_FILE, parseRunLog, runDir } from './store.js';
+
+export interface JsonlLoggerOptions extends BackendLoggerOptions {
+  /** Store folder. Default: env `RUNTEL_DIR`, else `./runtel-runs`. */
+  dir?: string;
+  /** Buffered lines are written at least this often. Default 200. */
+  flushIntervalMillis?: number;
+  /** A run's buffer is written as soon as it holds this many characters. Default 1 MiB. */
+  maxBufferChars?: number;
+}
+
+interface RunFile {
+  dir: string;
+  lines: string[];
+  chars: number;
+  /** Every write for this run goes through this chain, so lines stay in order. */
+  chain: Promise<void>;
+  handle: FileHandle | undefined;
+  finished: boolean;
+}
+
+export function defaultStoreDir(): string {
+  return resolve(getStringFromEnv('RUNTEL_DIR') ?? 'runtel-runs');
+}
+
+export class JsonlBackend implements RunBackend {
+  readonly name = 'jsonl';
+  readonly dir: string;
+  private readonly _files = new Map<string, RunFile>();
+  private readonly _flushIntervalMillis: number;
+  private readonly _maxBufferChars: number;
+  private _timer: NodeJS.Timeout | undefined;
+  private _errors: unknown[] = [];
+
+  constructor(options: JsonlLoggerOptions = {}) {
+    this.dir = options.dir === undefined ? defaultStoreDir() : resolve(options.dir);
+    this._flushIntervalMillis = options.flushIntervalMillis ?? 200;
+    this._maxBufferChars = options.maxBufferChars ?? 1 << 20;
+    if (!(this._flushIntervalMillis > 0)) throw new RangeError('flushIntervalMillis must be greater than 0');
+  }
+
+  onEvent(event: RunEvent): void {
+    let file = this._files.get(event.runId);
+    if (file === undefined) {
+      file = { dir: runDir(this.dir, event.runId), lines: [], chars: 0, chain: Promise.resolve(), handle: undefined, finished: false };
+      const dir = file.dir;
+      file.chain = mkdir(dir, { recursive: true }).then(() => undefined);
+      this._files.set(event.runId, file);
+    }
+    if (event.type === 'artifact') {
+      this._writeBuffered(file);
+      const target = join(file.dir, ARTIFACTS_DIR, event.name);
+      const source = event.path;
+      this._enqueue(file, () => cp(source, target, { recursive: true, force: true }));
+    }
+    const line = encodeEvent(event);
+    file.lines.push(line);
+    file.chars += line.length + 1;
+    if (event.type === 'run_finished') {
+      file.finished = true;
+      this._writeBuffered(file);
+      const done = file;
+      this._enqueue(done, async () => {
+        if (done.handle !== undefined) {
+          await done.handle.sync();
+          await done.handle.close();
+          done.handle = undefined;
+        }
+      });
+      return;
+    }
+    if (file.chars >= this._maxBufferChars) this._writeBuffered(file);
+    else this._timer ??= setTimeout(() => this._flushAll(), this._flushIntervalMillis);
+  }
+
+  resume(runId: string): RunRecord | undefined {
+    const dir = runDir(this.dir, runId);
+    const path = join(dir, EVENTS_FILE);
+    const pending = this._files.get(runId)?.lines.join('\n') ?? '';
+    const text = (existsSync(path) ? readFileSync(path, 'utf8') : '') + '\n' + pending;
+    return parseRunLog(text, dir)?.record;
+  }
+
+  async forceFlush(): Promise<void> {
+    this._flushAll();
+    await Promise.all([...this._files.values()].map((f) => f.chain));
+    if (this._errors.length > 0) {
+      const errors = this._errors;
+      this._errors = [];
+      throw errors.length === 1 ? errors[0] : new AggregateError(errors, `${errors.length} writes to ${this.dir} failed`);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    await Promise.all(
+      [...this._files.values()].map(async (f) => {
+        await f.handle?.close();
+        f.handle = undefined;
+      }),
+    );
+    this._files.clear();
+  }
+
+  private _flushAll(): void {
+    clearTimeout(this._timer);
+    this._timer = undefined;
+    for (const file of this._files.values()) this._writeBuffered(file);
+  }
+
+  private _writeBuffered(file: RunFile): void {
+    if (file.lines.length === 0) return;
+    const lines = file.lines;
+    file.lines = [];
+    file.chars = 0;
+    const text = lines.join('\n') + '\n';
+    this._enqueue(file, async () => {
+      file.handle ??= await open(join(file.dir, EVENTS_FILE), 'a');
+      try {
+        await file.handle.appendFile(text, 'utf8');
+      } catch (error) {
+        // Keep the lines for the next attempt: nothing the core accepted is dropped.
+        file.lines.unshift(...lines);
+        file.chars += text.length;
+        throw error;
+      }
+    });
+  }
+
+  private _enqueue(file: RunFile, step: () => Promise<unknown>): void {
+    const next: Promise<void> = file.chain.then(step).then(
+      () => {
+        if (file.finished && file.lines.length === 0 && file.chain === next) this._forget(file);
+      },
+      // The chain goes on after a failure; forceFlush reports it to the logger.
+      (error: unknown) => {
+        this._errors.push(error);
+      },
+    );
+    file.chain = next;
+  }
+
+  private _forget(file: RunFile): void {
+    for (const [id, f] of this._files) if (f === file) this._files.delete(id);
+  }
+}
+
+/** Writes each run to `<dir>/<runId>/events.jsonl`; artifacts are copied to `<dir>/<runId>/artifacts/`. */
+export class JsonlLogger extends BackendLogger {
+  declare readonly backend: JsonlBackend;
+
+  constructor(options: JsonlLoggerOptions = {}) {
+    super(new JsonlBackend(options), options);
+  }
+
+  /** The store folder. */
+  get dir(): string {
+    return this.backend.dir;
+  }
+}

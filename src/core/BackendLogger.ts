@@ -1,0 +1,160 @@
+// A Logger that drives one RunBackend: creates runs, isolates backend failures, bounds flushes.
+// Every shipped logger (InMemory, JSONL, Console, Composite, and the remote ones) is one of these.
+
+import type { RunBackend } from './RunBackend.js';
+import type { RunEvent, RunStartedEvent } from './events.js';
+import type { Logger, Run, RunOptions } from './types.js';
+import { RunHandle, checkTags } from './RunHandle.js';
+import type { RunOwner } from './RunHandle.js';
+import { FailureReporter } from './errors.js';
+import type { BackendErrorHandler } from './errors.js';
+import { activeRun } from './context.js';
+import { defaultExperiment, getNumberFromEnv } from './env.js';
+import { trackRun, untrackLogger, untrackRun } from './processExit.js';
+import { validateName } from './validation.js';
+
+export interface BackendLoggerOptions {
+  /** Bound on `finish()`, `forceFlush()` and `shutdown()`. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
+  flushTimeoutMillis?: number;
+  /** Receives backend failures. Default: warn once per kind of failure on stderr, and count. */
+  onError?: BackendErrorHandler;
+}
+
+export class BackendLogger implements Logger {
+  /** The backend this logger drives (a CompositeLogger fans out to its children's backends). */
+  readonly backend: RunBackend;
+  protected readonly _failures: FailureReporter;
+  private readonly _flushTimeoutMillis: number;
+  private readonly _runs = new Set<RunHandle>();
+  private _shutdown: Promise<void> | undefined;
+  private readonly _owner: RunOwner;
+
+  constructor(backend: RunBackend, options: BackendLoggerOptions = {}) {
+    this.backend = backend;
+    this._failures = new FailureReporter(options.onError);
+    this._flushTimeoutMillis = options.flushTimeoutMillis ?? getNumberFromEnv('RUNTEL_FLUSH_TIMEOUT_MILLIS') ?? 5000;
+    if (!(this._flushTimeoutMillis > 0)) throw new RangeError('flushTimeoutMillis must be greater than 0');
+    this._owner = {
+      emit: (event) => this._emit(event),
+      onRunFinished: (run) => {
+        this._runs.delete(run);
+        untrackRun(run);
+        return this.forceFlush();
+      },
+    };
+  }
+
+  startRun(options: RunOptions = {}): Run {
+    if (this._shutdown !== undefined) throw new Error('startRun after shutdown: this logger is shut down');
+    const experiment = validateName(options.experiment ?? defaultExperiment(), 'experiment');
+    const parent = options.parent ?? (options.nested === true ? activeRun() : undefined);
+    if (options.nested === true && parent === undefined) {
+      throw new Error('startRun({ nested: true }) needs an active run (inside withRun) or an explicit parent');
+    }
+    const tags = options.tags === undefined ? {} : checkTags(options.tags);
+    const name = options.name === undefined ? undefined : validateName(options.name, 'run name');
+
+    let run: RunHandle;
+    let resumed = false;
+    if (options.runId !== undefined) {
+      const record = this._resume(options.runId);
+      run = new RunHandle(this._owner, {
+        id: record.id,
+        name: name ?? record.name,
+        experiment: options.experiment ?? record.experiment,
+        ...(parent?.id ?? record.parentId ? { parentId: parent?.id ?? record.parentId } : {}),
+        params: record.params,
+        lastStep: record.lastStep,
+      });
+      resumed = true;
+    } else {
+      run = new RunHandle(this._owner, {
+        ...(name !== undefined ? { name } : {}),
+        experiment,
+        ...(parent !== undefined ? { parentId: parent.id } : {}),
+      });
+    }
+    const params = options.config === undefined ? {} : run.checkParams(options.config);
+    run.acceptParams(params);
+
+    const event: RunStartedEvent = {
+      type: 'run_started',
+      runId: run.id,
+      name: run.name,
+      experiment: run.experiment,
+      startTime: Date.now(),
+      params,
+      tags,
+    };
+    if (run.parentId !== undefined) event.parentId = run.parentId;
+    if (resumed) event.resumed = true;
+    this._runs.add(run);
+    trackRun(run, this);
+    this._emit(event);
+    return run;
+  }
+
+  /** Runs `fn` inside the backend's context for `run` (e.g. the run's OTel span). */
+  runInContext<T>(run: Run, fn: () => T): T {
+    return this.backend.runInContext === undefined ? fn() : this.backend.runInContext(run.id, fn);
+  }
+
+  forceFlush(): Promise<void> {
+    return this._bounded(this.backend.forceFlush(), 'forceFlush');
+  }
+
+  shutdown(): Promise<void> {
+    this._shutdown ??= (async () => {
+      await Promise.allSettled([...this._runs].map((run) => run.finish('killed')));
+      await this._bounded(this.backend.shutdown(), 'shutdown');
+      untrackLogger(this);
+    })();
+    return this._shutdown;
+  }
+
+  /** Failure counts by `backend:operation` since this logger was created. */
+  failureCounts(): Record<string, number> {
+    return this._failures.counts();
+  }
+
+  private _resume(runId: string): import('./RunRecord.js').RunRecord {
+    let record;
+    try {
+      record = this.backend.resume?.(runId);
+    } catch (error) {
+      this._failures.report({ backend: this.backend.name, operation: 'resume', error });
+    }
+    if (record === undefined) throw new Error(`cannot resume run ${JSON.stringify(runId)}: backend ${this.backend.name} does not know it`);
+    return record;
+  }
+
+  private _emit(event: RunEvent): void {
+    try {
+      this.backend.onEvent(event);
+    } catch (error) {
+      this._failures.report({ backend: this.backend.name, operation: 'onEvent', error });
+    }
+  }
+
+  private async _bounded(work: Promise<void>, operation: string): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this._flushTimeoutMillis);
+      timer.unref();
+    });
+    try {
+      const outcome = await Promise.race([work.then(() => 'done' as const), deadline]);
+      if (outcome === 'timeout') {
+        this._failures.report({
+          backend: this.backend.name,
+          operation,
+          error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
+        });
+      }
+    } catch (error) {
+      this._failures.report({ backend: this.backend.name, operation, error });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

@@ -1,0 +1,26 @@
+// The interface a backend implements. Read this file and one backend (backends/InMemoryLogger.ts)
+// to add a new one.
+
+import type { RunEvent } from './events.js';
+import type { RunRecord } from './RunRecord.js';
+
+export interface RunBackend {
+  /** Short name used in error reports and `RUNTEL_BACKENDS` (e.g. `jsonl`, `mlflow`). */
+  readonly name: string;
+  /**
+   * Receives every event in order. Must not block on I/O: queue and deliver in the background.
+   * A throw is caught and reported by the logger; it never reaches training code.
+   */
+  onEvent(event: RunEvent): void;
+  /**
+   * The state of an earlier run, for `startRun({ runId })`. Synchronous because `startRun` is.
+   * Return undefined when this backend does not know the run.
+   */
+  resume?(runId: string): RunRecord | undefined;
+  /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
+  runInContext?<T>(runId: string, fn: () => T): T;
+  /** Delivers everything queued so far. Should settle; the logger bounds it with its flush deadline. */
+  forceFlush(): Promise<void>;
+  /** Flushes and releases resources. Called once. */
+  shutdown(): Promise<void>;
+}

@@ -1,0 +1,82 @@
+// The public run protocol: what training code sees. Implementations live elsewhere
+// (core/RunHandle.ts, core/BackendLogger.ts); backends implement core/RunBackend.ts.
+
+/** A run's lifecycle state. Terminal states map to MLflow FINISHED / FAILED / KILLED. */
+export type RunStatus = 'running' | 'success' | 'failed' | 'killed';
+
+/** The states a run may be finished with. */
+export type FinalRunStatus = Exclude<RunStatus, 'running'>;
+
+/** A nested configuration object; leaves become params, keys joined with `.`. */
+export type ConfigValue = unknown;
+
+export interface RunOptions {
+  /** Display name. Default: `run-<first 8 hex of the id>`. */
+  name?: string;
+  /** Experiment name. Default: env `RUNTEL_EXPERIMENT`, else `"default"`. */
+  experiment?: string;
+  /** Hyperparameters, logged as params (flattened with `.`). */
+  config?: Record<string, ConfigValue>;
+  /** Initial tags. */
+  tags?: Record<string, string>;
+  /** When true, the parent is the active run of the current async context (see `withRun`). */
+  nested?: boolean;
+  /** Explicit parent run; takes precedence over `nested`. */
+  parent?: Run;
+  /** Resume an earlier run of this logger's backend: it goes back to `running` and continues its step counter. */
+  runId?: string;
+}
+
+export interface LogMetricsOptions {
+  /** Non-negative safe integer. Default: one more than the largest step this run has logged (0 at first). */
+  step?: number;
+  /** Milliseconds since the Unix epoch, or a Date. Default: now. */
+  timestamp?: number | Date;
+}
+
+export interface LogArtifactOptions {
+  /** Relative destination path inside the run's artifacts. Default: the source's base name. */
+  name?: string;
+}
+
+export interface LogModelOptions {
+  /** Model name; stored under `models/<name>`. Default: `"model"`. */
+  name?: string;
+}
+
+/** A model as `logModel` accepts it: a JSON-serialisable value, raw bytes, or a file or directory path. */
+export type ModelInput = Uint8Array | string | object;
+
+export interface Run extends AsyncDisposable {
+  /** 32 lowercase hex characters, generated client-side. */
+  readonly id: string;
+  readonly name: string;
+  readonly experiment: string;
+  readonly parentId: string | undefined;
+  readonly status: RunStatus;
+
+  /** Write-once params: the same value again is a no-op, a different value throws. */
+  logParams(params: Record<string, ConfigValue>): void;
+  /** Enqueues one point per key at one step; never waits for I/O. */
+  logMetrics(values: Record<string, number>, options?: LogMetricsOptions): void;
+  /** Last write wins. */
+  setTags(tags: Record<string, string>): void;
+  /** A file or directory; read by the backends after this returns, so leave it unchanged until `finish()` resolves. */
+  logArtifact(path: string, options?: LogArtifactOptions): void;
+  /** Serialises the model now and stores it as an artifact under `models/<name>`, with `runtel-model.json` metadata. */
+  logModel(model: ModelInput, options?: LogModelOptions): void;
+  /**
+   * Finishes the run (idempotent: later calls return the first call's promise). Resolves when every
+   * backend has the final state, or when the flush deadline has passed.
+   */
+  finish(status?: FinalRunStatus, error?: unknown): Promise<void>;
+}
+
+export interface Logger {
+  /** Synchronous: the run is usable at once; backends create it remotely in the background. */
+  startRun(options?: RunOptions): Run;
+  /** Delivers everything queued so far (bounded by the logger's flush deadline). */
+  forceFlush(): Promise<void>;
+  /** Finishes runs still running as `'killed'`, flushes and releases resources. Idempotent. */
+  shutdown(): Promise<void>;
+}
