@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // runtel's crash handlers would end vitest's workers; tests that need them spawn a child process.
+    env: { RUNTEL_EXIT_HANDLERS: 'false' },
+    testTimeout: 60_000,
+    hookTimeout: 300_000,
+    pool: 'forks',
+  },
+});
