@@ -60,13 +60,25 @@ export class CompositeBackend implements RunBackend {
     return this._each('shutdown', (child) => child.shutdown());
   }
 
+  /** Children whose forceFlush or shutdown has not settled yet. */
+  private readonly _pending = new Map<RunBackend, number>();
+
+  pendingChildren(): RunBackend[] {
+    return [...this._pending.keys()];
+  }
+
   private async _each(operation: string, call: (child: RunBackend) => Promise<void>): Promise<void> {
     await Promise.all(
       this.children.map(async (child) => {
+        this._pending.set(child, (this._pending.get(child) ?? 0) + 1);
         try {
           await call(child);
         } catch (error) {
           this._report(child, operation, error);
+        } finally {
+          const left = this._pending.get(child)! - 1;
+          if (left === 0) this._pending.delete(child);
+          else this._pending.set(child, left);
         }
       }),
     );
@@ -129,5 +141,9 @@ export class CompositeLogger extends BackendLogger {
   constructor(loggers: readonly Logger[], options: BackendLoggerOptions = {}) {
     super(new CompositeBackend(loggers.map((l) => (l instanceof BackendLogger ? l.backend : new LoggerBackend(l)))), options);
     this.backend.reporter = this._failures;
+  }
+
+  protected override _pendingBackends(): string[] {
+    return this.backend.pendingChildren().map((b) => b.name);
   }
 }

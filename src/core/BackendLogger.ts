@@ -117,6 +117,11 @@ export class BackendLogger implements Logger {
     return this._failures.counts();
   }
 
+  /** The names of the backends still busy when a flush deadline passes. */
+  protected _pendingBackends(): string[] {
+    return [this.backend.name];
+  }
+
   private _resume(runId: string): import('./RunRecord.js').RunRecord {
     let record;
     try {
@@ -145,11 +150,13 @@ export class BackendLogger implements Logger {
     try {
       const outcome = await Promise.race([work.then(() => 'done' as const), deadline]);
       if (outcome === 'timeout') {
-        this._failures.report({
-          backend: this.backend.name,
-          operation,
-          error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
-        });
+        for (const backend of this._pendingBackends()) {
+          this._failures.report({
+            backend,
+            operation,
+            error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
+          });
+        }
       }
     } catch (error) {
       this._failures.report({ backend: this.backend.name, operation, error });

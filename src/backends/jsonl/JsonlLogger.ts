@@ -3,7 +3,6 @@
 
 import { cp, mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
-import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { RunBackend } from '../../core/RunBackend.js';
 import type { RunEvent } from '../../core/events.js';
@@ -11,8 +10,9 @@ import type { RunRecord } from '../../core/RunRecord.js';
 import { BackendLogger } from '../../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../../core/BackendLogger.js';
 import { getStringFromEnv } from '../../core/env.js';
-import { encodeEvent } from './codec.js';
-import { ARTIFACTS_DIR, EVENTS_FILE, parseRunLog, runDir } from './store.js';
+import { applyEvent } from '../../core/RunRecord.js';
+import { decodeEvent, encodeEvent } from './codec.js';
+import { ARTIFACTS_DIR, EVENTS_FILE, readRun, runDir } from './store.js';
 
 export interface JsonlLoggerOptions extends BackendLoggerOptions {
   /** Store folder. Default: env `RUNTEL_DIR`, else `./runtel-runs`. */
@@ -88,11 +88,10 @@ export class JsonlBackend implements RunBackend {
   }
 
   resume(runId: string): RunRecord | undefined {
-    const dir = runDir(this.dir, runId);
-    const path = join(dir, EVENTS_FILE);
-    const pending = this._files.get(runId)?.lines.join('\n') ?? '';
-    const text = (existsSync(path) ? readFileSync(path, 'utf8') : '') + '\n' + pending;
-    return parseRunLog(text, dir)?.record;
+    const stored = readRun(runDir(this.dir, runId));
+    let record = stored?.record;
+    for (const line of this._files.get(runId)?.lines ?? []) record = applyEvent(record, decodeEvent(line));
+    return record;
   }
 
   async forceFlush(): Promise<void> {
@@ -129,7 +128,7 @@ export class JsonlBackend implements RunBackend {
     file.chars = 0;
     const text = lines.join('\n') + '\n';
     this._enqueue(file, async () => {
-      file.handle ??= await open(join(file.dir, EVENTS_FILE), 'a');
+      file.handle ??= await openForAppend(join(file.dir, EVENTS_FILE));
       try {
         await file.handle.appendFile(text, 'utf8');
       } catch (error) {
@@ -157,6 +156,27 @@ export class JsonlBackend implements RunBackend {
   private _forget(file: RunFile): void {
     for (const [id, f] of this._files) if (f === file) this._files.delete(id);
   }
+}
+
+// A crash can leave a last line cut short. It was never complete, so it is cut off before appending
+// (readers skip such a line too); complete lines are never touched.
+async function openForAppend(path: string): Promise<FileHandle> {
+  const handle = await open(path, 'a+');
+  const { size } = await handle.stat();
+  const chunk = Buffer.alloc(64 * 1024);
+  let end = size;
+  while (end > 0) {
+    const start = Math.max(0, end - chunk.length);
+    const { bytesRead } = await handle.read(chunk, 0, end - start, start);
+    const newline = chunk.subarray(0, bytesRead).lastIndexOf(0x0a);
+    if (newline !== -1) {
+      end = start + newline + 1;
+      break;
+    }
+    end = start;
+  }
+  if (end < size) await handle.truncate(end);
+  return handle;
 }
 
 /** Writes each run to `<dir>/<runId>/events.jsonl`; artifacts are copied to `<dir>/<runId>/artifacts/`. */

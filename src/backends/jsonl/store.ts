@@ -32,6 +32,8 @@ export function readRun(dir: string): StoredRun | undefined {
 
 export function parseRunLog(text: string, dir: string): StoredRun | undefined {
   const lines = text.split('\n');
+  let lastLine = lines.length - 1;
+  while (lastLine > 0 && lines[lastLine] === '') lastLine--;
   const events: RunEvent[] = [];
   let record: RunRecord | undefined;
   let truncatedLines = 0;
@@ -43,7 +45,7 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
       event = decodeEvent(line);
     } catch (error) {
       // Only the final line can be cut short by a crash; anything else is corruption.
-      if (i >= lines.length - 2) {
+      if (i === lastLine) {
         truncatedLines++;
         continue;
       }

@@ -1,0 +1,115 @@
+// Lifecycle callbacks (Keras / Hugging Face style) mapped onto a run.
+
+import type { FinalRunStatus, Run } from '../core/types.js';
+
+type Awaitable = void | Promise<void>;
+export type MetricLogs = Record<string, number>;
+
+/** Optional hooks; plain objects are fine. */
+export interface RunCallbacks {
+  onTrainBegin?(): Awaitable;
+  onEpochBegin?(epoch: number): Awaitable;
+  onEpochEnd?(epoch: number, logs?: MetricLogs): Awaitable;
+  onStepEnd?(step: number, logs?: MetricLogs): Awaitable;
+  onLog?(logs: MetricLogs, step?: number): Awaitable;
+  onEvaluate?(metrics: MetricLogs, step?: number): Awaitable;
+  onTrainEnd?(status?: FinalRunStatus): Awaitable;
+}
+
+const HOOKS = ['onTrainBegin', 'onEpochBegin', 'onEpochEnd', 'onStepEnd', 'onLog', 'onEvaluate', 'onTrainEnd'] as const;
+
+/**
+ * Callbacks that log to `run`, then call each of `extra` in order (awaiting each). The mapping:
+ * - `onStepEnd(step, logs)` and `onLog(logs, step)` log `logs` at `step`.
+ * - `onEpochEnd(epoch, logs)` logs `logs` at step `epoch`; once step-level logging is in use it logs
+ *   them at the last step seen instead, with an `epoch` metric (as Hugging Face does).
+ * - `onEvaluate(metrics, step)` logs each metric as `eval/<key>` (keys already under `eval/` stay).
+ * - `onTrainBegin`/`onTrainEnd` time training: `onTrainEnd` logs `train/duration_seconds` and sets the
+ *   tag `train.status`. They do not finish the run: the code that started it does.
+ */
+export function callbacksFor(run: Run, ...extra: RunCallbacks[]): Required<RunCallbacks> {
+  let lastStep: number | undefined;
+  let trainStart: number | undefined;
+  const own: Required<RunCallbacks> = {
+    onTrainBegin: () => {
+      trainStart = performance.now();
+    },
+    onEpochBegin: () => undefined,
+    onEpochEnd: (epoch, logs) => {
+      if (logs === undefined) return;
+      if (lastStep === undefined) run.logMetrics(logs, { step: epoch });
+      else run.logMetrics({ ...logs, epoch }, { step: lastStep });
+    },
+    onStepEnd: (step, logs) => {
+      lastStep = step;
+      if (logs !== undefined) run.logMetrics(logs, { step });
+    },
+    onLog: (logs, step) => {
+      if (step !== undefined) lastStep = Math.max(lastStep ?? step, step);
+      run.logMetrics(logs, step === undefined ? undefined : { step });
+    },
+    onEvaluate: (metrics, step) => {
+      const prefixed: MetricLogs = {};
+      for (const [key, value] of Object.entries(metrics)) prefixed[key.startsWith('eval/') ? key : `eval/${key}`] = value;
+      run.logMetrics(prefixed, step === undefined ? (lastStep === undefined ? undefined : { step: lastStep }) : { step });
+    },
+    onTrainEnd: (status = 'success') => {
+      if (trainStart !== undefined) run.logMetrics({ 'train/duration_seconds': (performance.now() - trainStart) / 1000 }, lastStep === undefined ? undefined : { step: lastStep });
+      run.setTags({ 'train.status': status });
+    },
+  };
+  const combined = {} as Required<RunCallbacks>;
+  for (const hook of HOOKS) {
+    combined[hook] = async (...args: unknown[]) => {
+      await (own[hook] as (...a: unknown[]) => Awaitable)(...args);
+      for (const callbacks of extra) {
+        const fn = callbacks[hook] as ((...a: unknown[]) => Awaitable) | undefined;
+        if (fn !== undefined) await fn.apply(callbacks, args);
+      }
+    };
+  }
+  return combined;
+}
+
+/** The shape TensorFlow.js `model.fit({ callbacks })` accepts as a custom callback (no tfjs import). */
+export interface TfjsCustomCallback {
+  onTrainBegin?: (logs?: Record<string, unknown>) => Promise<void>;
+  onTrainEnd?: (logs?: Record<string, unknown>) => Promise<void>;
+  onEpochBegin?: (epoch: number, logs?: Record<string, unknown>) => Promise<void>;
+  onEpochEnd?: (epoch: number, logs?: Record<string, unknown>) => Promise<void>;
+  onBatchBegin?: (batch: number, logs?: Record<string, unknown>) => Promise<void>;
+  onBatchEnd?: (batch: number, logs?: Record<string, unknown>) => Promise<void>;
+}
+
+/**
+ * Callbacks for TensorFlow.js `model.fit`: epoch logs (`loss`, `acc`, `val_loss`, …) at step = epoch;
+ * batch logs as `batch/<key>` at a running batch counter. tfjs's own `batch` and `size` entries are
+ * bookkeeping, not metrics, and are left out.
+ */
+export function tfjsCallbacks(run: Run): TfjsCustomCallback {
+  let batches = 0;
+  return {
+    onEpochEnd: (epoch, logs) => {
+      const values = numericLogs(logs);
+      if (Object.keys(values).length > 0) run.logMetrics(values, { step: epoch });
+      return Promise.resolve();
+    },
+    onBatchEnd: (_batch, logs) => {
+      const values: MetricLogs = {};
+      for (const [key, value] of Object.entries(numericLogs(logs))) values[`batch/${key}`] = value;
+      if (Object.keys(values).length > 0) run.logMetrics(values, { step: batches });
+      batches++;
+      return Promise.resolve();
+    },
+  };
+}
+
+function numericLogs(logs: Record<string, unknown> | undefined): MetricLogs {
+  const out: MetricLogs = {};
+  if (logs === undefined) return out;
+  for (const [key, value] of Object.entries(logs)) {
+    if (key === 'batch' || key === 'size') continue;
+    if (typeof value === 'number') out[key] = value;
+  }
+  return out;
+}
