@@ -57,7 +57,7 @@ describe('JsonlLogger', () => {
     run.logMetrics({ a: NaN, b: Infinity, c: -Infinity, d: 0.1 }, { step: 0, timestamp: 5 });
     await run.finish();
     const lines = readFileSync(join(dir, run.id, 'events.jsonl'), 'utf8').trim().split('\n');
-    expect(lines[1]).toBe(`{"type":"metrics","runId":"${run.id}","step":0,"timestamp":5,"values":{"a":"NaN","b":"Infinity","c":"-Infinity","d":0.1}}`);
+    expect(lines[1]).toBe(`{"type":"metrics","step":0,"timestamp":5,"values":{"a":"NaN","b":"Infinity","c":"-Infinity","d":0.1}}`);
   });
 
   it('batches writes: nothing is written per point, everything after a flush', async () => {

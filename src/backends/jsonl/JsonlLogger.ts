@@ -90,7 +90,7 @@ export class JsonlBackend implements RunBackend {
   resume(runId: string): RunRecord | undefined {
     const stored = readRun(runDir(this.dir, runId));
     let record = stored?.record;
-    for (const line of this._files.get(runId)?.lines ?? []) record = applyEvent(record, decodeEvent(line));
+    for (const line of this._files.get(runId)?.lines ?? []) record = applyEvent(record, decodeEvent(line, runId));
     return record;
   }
 

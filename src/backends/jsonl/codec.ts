@@ -24,19 +24,26 @@ export function encodeEvent(event: RunEvent): string {
   return JSON.stringify(event);
 }
 
-// The hot path: built by hand so that non-finite values survive without a JSON replacer.
+// The hot path: built by hand so that non-finite values survive without a JSON replacer. Keys are
+// validated (letters, digits, `_-. /:`), so they need no JSON escaping. The run id is the file's:
+// metrics lines leave it out, which makes them a third shorter.
 function encodeMetrics(event: MetricsEvent): string {
   let values = '';
   for (const key in event.values) {
     if (values !== '') values += ',';
-    values += JSON.stringify(key) + ':' + encodeNumber(event.values[key]!);
+    values += '"' + key + '":' + encodeNumber(event.values[key]!);
   }
-  return `{"type":"metrics","runId":"${event.runId}","step":${event.step},"timestamp":${event.timestamp},"values":{${values}}}`;
+  return `{"type":"metrics","step":${event.step},"timestamp":${event.timestamp},"values":{${values}}}`;
 }
 
-export function decodeEvent(line: string): RunEvent {
+/** Decodes one line; `runId` fills in the id that metrics lines leave out. */
+export function decodeEvent(line: string, runId?: string): RunEvent {
   const raw = JSON.parse(line) as RunEvent & { v?: number };
   if (raw.type === 'metrics') {
+    if (raw.runId === undefined) {
+      if (runId === undefined) throw new Error('metrics line without a run id, read outside its run log');
+      raw.runId = runId;
+    }
     const values: Record<string, number> = {};
     for (const [key, value] of Object.entries(raw.values as Record<string, unknown>)) values[key] = decodeNumber(value);
     raw.values = values;

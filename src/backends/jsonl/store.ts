@@ -42,7 +42,7 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
     if (line === '') continue;
     let event: RunEvent;
     try {
-      event = decodeEvent(line);
+      event = decodeEvent(line, record?.id);
     } catch (error) {
       // Only the final line can be cut short by a crash; anything else is corruption.
       if (i === lastLine) {
