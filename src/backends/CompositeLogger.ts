@@ -6,14 +6,13 @@ import type { RunEvent } from '../core/events.js';
 import type { RunRecord } from '../core/RunRecord.js';
 import { BackendLogger } from '../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../core/BackendLogger.js';
-import type { FailureReporter } from '../core/errors.js';
+import type { BackendFailure } from '../core/errors.js';
 import type { Logger, Run } from '../core/types.js';
 
 export class CompositeBackend implements RunBackend {
   readonly name = 'composite';
   readonly children: readonly RunBackend[];
-  /** Set by CompositeLogger to its own reporter. */
-  reporter: FailureReporter | undefined;
+  private _reportFailure: ((failure: BackendFailure) => void) | undefined;
 
   constructor(children: readonly RunBackend[]) {
     this.children = children;
@@ -39,6 +38,11 @@ export class CompositeBackend implements RunBackend {
       }
     }
     return undefined;
+  }
+
+  bindFailureReporter(report: (failure: BackendFailure) => void): void {
+    this._reportFailure = report;
+    for (const child of this.children) child.bindFailureReporter?.(report);
   }
 
   runInContext<T>(runId: string, fn: () => T): T {
@@ -85,7 +89,7 @@ export class CompositeBackend implements RunBackend {
   }
 
   private _report(child: RunBackend, operation: string, error: unknown): void {
-    this.reporter?.report({ backend: child.name, operation, error });
+    this._reportFailure?.({ backend: child.name, operation, error });
   }
 }
 
@@ -140,7 +144,6 @@ export class CompositeLogger extends BackendLogger {
 
   constructor(loggers: readonly Logger[], options: BackendLoggerOptions = {}) {
     super(new CompositeBackend(loggers.map((l) => (l instanceof BackendLogger ? l.backend : new LoggerBackend(l)))), options);
-    this.backend.reporter = this._failures;
   }
 
   protected override _pendingBackends(): string[] {

@@ -34,6 +34,7 @@ export class BackendLogger implements Logger {
     this._failures = new FailureReporter(options.onError);
     this._flushTimeoutMillis = options.flushTimeoutMillis ?? getNumberFromEnv('RUNTEL_FLUSH_TIMEOUT_MILLIS') ?? 5000;
     if (!(this._flushTimeoutMillis > 0)) throw new RangeError('flushTimeoutMillis must be greater than 0');
+    backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
       emit: (event) => this._emit(event),
       onRunFinished: (run) => {

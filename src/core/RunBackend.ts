@@ -3,6 +3,7 @@
 
 import type { RunEvent } from './events.js';
 import type { RunRecord } from './RunRecord.js';
+import type { BackendFailure } from './errors.js';
 
 export interface RunBackend {
   /** Short name used in error reports and `RUNTEL_BACKENDS` (e.g. `jsonl`, `mlflow`). */
@@ -19,6 +20,11 @@ export interface RunBackend {
   resume?(runId: string): RunRecord | undefined;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
+  /**
+   * Called once by the logger with a function that reports failures found in the background
+   * (a rejected request, a dropped batch). Counted and handled like any other backend failure.
+   */
+  bindFailureReporter?(report: (failure: BackendFailure) => void): void;
   /** Delivers everything queued so far. Should settle; the logger bounds it with its flush deadline. */
   forceFlush(): Promise<void>;
   /** Flushes and releases resources. Called once. */
