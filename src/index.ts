@@ -44,3 +44,20 @@ export { readRun, listRuns, findRun } from './backends/jsonl/store.js';
 export type { StoredRun } from './backends/jsonl/store.js';
 export { CompositeLogger } from './backends/CompositeLogger.js';
 export { createLoggerFromEnv, backendsFromEnv } from './backends/createLoggerFromEnv.js';
+export { callbacksFor, tfjsCallbacks } from './callbacks/callbacks.js';
+export type { MetricLogs, RunCallbacks, TfjsCustomCallback } from './callbacks/callbacks.js';
+export { Experiment } from './experiment/Experiment.js';
+export type {
+  BestTrial,
+  ExperimentGoal,
+  ExperimentOptions,
+  ExperimentSummary,
+  RandomSearch,
+  RandomSpaceEntry,
+  RangeSpec,
+  SearchSpec,
+  TrialFunction,
+  TrialInfo,
+  TrialParams,
+  TrialSummary,
+} from './experiment/Experiment.js';
