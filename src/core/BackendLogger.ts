@@ -37,10 +37,11 @@ export class BackendLogger implements Logger {
     backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
       emit: (event) => this._emit(event),
-      onRunFinished: (run) => {
+      onRunFinished: async (run) => {
         this._runs.delete(run);
         untrackRun(run);
-        return this.forceFlush();
+        // Staged model copies go once every backend has them; after a timeout they stay for the retries.
+        if (await this._bounded(this.backend.forceFlush(), 'forceFlush')) run.removeStagedFiles();
       },
     };
   }
@@ -100,8 +101,8 @@ export class BackendLogger implements Logger {
     return this.backend.runInContext === undefined ? fn() : this.backend.runInContext(run.id, fn);
   }
 
-  forceFlush(): Promise<void> {
-    return this._bounded(this.backend.forceFlush(), 'forceFlush');
+  async forceFlush(): Promise<void> {
+    await this._bounded(this.backend.forceFlush(), 'forceFlush');
   }
 
   shutdown(): Promise<void> {
@@ -142,7 +143,8 @@ export class BackendLogger implements Logger {
     }
   }
 
-  private async _bounded(work: Promise<void>, operation: string): Promise<void> {
+  /** Waits for `work` up to the flush deadline; true when it settled in time (failed or not). */
+  private async _bounded(work: Promise<void>, operation: string): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
       timer = setTimeout(() => resolve('timeout'), this._flushTimeoutMillis);
@@ -150,17 +152,18 @@ export class BackendLogger implements Logger {
     });
     try {
       const outcome = await Promise.race([work.then(() => 'done' as const), deadline]);
-      if (outcome === 'timeout') {
-        for (const backend of this._pendingBackends()) {
-          this._failures.report({
-            backend,
-            operation,
-            error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
-          });
-        }
+      if (outcome === 'done') return true;
+      for (const backend of this._pendingBackends()) {
+        this._failures.report({
+          backend,
+          operation,
+          error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
+        });
       }
+      return false;
     } catch (error) {
       this._failures.report({ backend: this.backend.name, operation, error });
+      return true;
     } finally {
       clearTimeout(timer);
     }

@@ -2,7 +2,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { basename, resolve, sep } from 'node:path';
-import { statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { RunEvent } from './events.js';
 import { toErrorInfo } from './events.js';
 import type { FinalRunStatus, LogArtifactOptions, LogMetricsOptions, LogModelOptions, ModelInput, Run, RunStatus } from './types.js';
@@ -41,6 +42,7 @@ export class RunHandle implements Run {
   private _nextStep: number;
   private _finished: Promise<void> | undefined;
   private readonly _owner: RunOwner;
+  private readonly _staged: string[] = [];
 
   constructor(owner: RunOwner, init: RunInit) {
     this._owner = owner;
@@ -146,6 +148,7 @@ export class RunHandle implements Run {
     this._assertRunning('logModel');
     const name = artifactName(options?.name ?? 'model');
     const staged = stageModel(this.id, name, model);
+    this._staged.push(dirname(staged));
     this.logArtifact(staged, { name: `models/${name}` });
   }
 
@@ -160,6 +163,11 @@ export class RunHandle implements Run {
     this._owner.emit(event);
     this._finished = this._owner.onRunFinished(this);
     return this._finished;
+  }
+
+  /** Deletes the staging copies of logged models (called once every backend has them). */
+  removeStagedFiles(): void {
+    for (const dir of this._staged.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -172,3 +172,19 @@ describe('JsonlLogger after a crash', () => {
     expect(stored.record.status).toBe('success');
   });
 });
+
+describe('model staging', () => {
+  it('the staging copy of a logged model is removed once the backends have it', async () => {
+    const dir = tempDir();
+    const logger = new JsonlLogger({ dir });
+    const memory = new InMemoryLogger();
+    const composite = new CompositeLogger([logger, memory]);
+    const run = composite.startRun();
+    run.logModel({ w: 1 }, { name: 'm' });
+    const staged = memory.getRun(run.id)!.artifacts[0]!.path;
+    expect(existsSync(staged)).toBe(true);
+    await run.finish();
+    expect(existsSync(staged)).toBe(false);
+    expect(existsSync(join(dir, run.id, 'artifacts', 'models', 'm', 'model.json'))).toBe(true);
+  });
+});
