@@ -46,6 +46,15 @@ export { CompositeLogger } from './backends/CompositeLogger.js';
 export { createLoggerFromEnv, backendsFromEnv } from './backends/createLoggerFromEnv.js';
 export { callbacksFor, tfjsCallbacks } from './callbacks/callbacks.js';
 export type { MetricLogs, RunCallbacks, TfjsCustomCallback } from './callbacks/callbacks.js';
+export { OtelLogger } from './otel/OtelLogger.js';
+export type { OtelLoggerOptions } from './otel/OtelLogger.js';
+export { OtelBackend } from './otel/OtelBackend.js';
+export type { OtelBackendOptions } from './otel/OtelBackend.js';
+export { startOtel, createOtelLoggerFromEnv, otlpEndpointConfigured } from './otel/startOtel.js';
+export type { OtelHandle, OtlpHttpProtocol, StartOtelOptions } from './otel/startOtel.js';
+export { CountingBatchLogRecordProcessor, processDeliveryStats } from './otel/CountingBatchLogRecordProcessor.js';
+export type { CountingBatchLogRecordProcessorOptions, DeliveryStats, DeliveryStatsSource } from './otel/CountingBatchLogRecordProcessor.js';
+export { decodeMetricValue, encodeMetricValue } from './otel/conventions.js';
 export { Experiment } from './experiment/Experiment.js';
 export type {
   BestTrial,
@@ -61,3 +70,11 @@ export type {
   TrialParams,
   TrialSummary,
 } from './experiment/Experiment.js';
+export { MlflowLogger } from './mlflow/MlflowLogger.js';
+export type { MlflowLoggerOptions } from './mlflow/MlflowLogger.js';
+export type { MlflowBackendOptions, MlflowStats } from './mlflow/MlflowBackend.js';
+export { MlflowClient, MlflowError } from './mlflow/MlflowClient.js';
+export type { MlflowClientOptions } from './mlflow/MlflowClient.js';
+export { MlflowLogRecordExporter, MlflowSpanExporter } from './mlflow/exporters.js';
+export type { MlflowExporterOptions } from './mlflow/exporters.js';
+export { OtelRunTranslator } from './otel/translate/OtelRunTranslator.js';

@@ -8,6 +8,8 @@ import { CompositeLogger } from './CompositeLogger.js';
 import { ConsoleLogger } from './ConsoleLogger.js';
 import { JsonlLogger } from './jsonl/JsonlLogger.js';
 import { InMemoryLogger } from './InMemoryLogger.js';
+import { MlflowLogger } from '../mlflow/MlflowLogger.js';
+import { createOtelLoggerFromEnv, otlpEndpointConfigured } from '../otel/startOtel.js';
 
 interface BackendEntry {
   create: (options: BackendLoggerOptions) => Logger;
@@ -19,6 +21,8 @@ const BACKENDS: Record<string, BackendEntry> = {
   jsonl: { create: (o) => new JsonlLogger(o), selectedByDefault: () => true },
   console: { create: (o) => new ConsoleLogger(o), selectedByDefault: () => true },
   memory: { create: (o) => new InMemoryLogger(o), selectedByDefault: () => false },
+  otel: { create: (o) => createOtelLoggerFromEnv(o), selectedByDefault: otlpEndpointConfigured },
+  mlflow: { create: (o) => new MlflowLogger(o), selectedByDefault: () => getStringFromEnv('MLFLOW_TRACKING_URI') !== undefined },
 };
 
 /** The backend names `createLoggerFromEnv` uses now. Throws on an unknown name in `RUNTEL_BACKENDS`. */

@@ -61,10 +61,10 @@ export function callbacksFor(run: Run, ...extra: RunCallbacks[]): Required<RunCa
   const combined = {} as Required<RunCallbacks>;
   for (const hook of HOOKS) {
     combined[hook] = async (...args: unknown[]) => {
-      await (own[hook] as (...a: unknown[]) => Awaitable)(...args);
+      await (own[hook] as (this: void, ...a: unknown[]) => Awaitable)(...args);
       for (const callbacks of extra) {
-        const fn = callbacks[hook] as ((...a: unknown[]) => Awaitable) | undefined;
-        if (fn !== undefined) await fn.apply(callbacks, args);
+        // Called as a method: user callbacks may be class instances that use `this`.
+        if (callbacks[hook] !== undefined) await (callbacks as Record<string, (...a: unknown[]) => Awaitable>)[hook]!(...args);
       }
     };
   }

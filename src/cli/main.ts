@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand } from './commands/ls.js';
 import { showCommand } from './commands/show.js';
+import { syncCommand } from './commands/sync.js';
 import { CliError } from './shared.js';
 
 function version(): string {
@@ -25,7 +26,8 @@ function createProgram(): Command {
     .addHelpText('after', '\nExamples:\n  runtel demo                 train and log a small grid search\n  runtel ls                   list the runs\n  runtel show iris-softmax    one run in detail, with charts')
     .addCommand(demoCommand())
     .addCommand(lsCommand())
-    .addCommand(showCommand());
+    .addCommand(showCommand())
+    .addCommand(syncCommand());
 }
 
 try {

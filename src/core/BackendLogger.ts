@@ -3,6 +3,7 @@
 
 import type { RunBackend } from './RunBackend.js';
 import type { RunEvent, RunStartedEvent } from './events.js';
+import type { RunRecord } from './RunRecord.js';
 import type { Logger, Run, RunOptions } from './types.js';
 import { RunHandle, checkTags } from './RunHandle.js';
 import type { RunOwner } from './RunHandle.js';
@@ -124,7 +125,7 @@ export class BackendLogger implements Logger {
     return [this.backend.name];
   }
 
-  private _resume(runId: string): import('./RunRecord.js').RunRecord {
+  private _resume(runId: string): RunRecord {
     let record;
     try {
       record = this.backend.resume?.(runId);

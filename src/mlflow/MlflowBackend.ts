@@ -345,11 +345,11 @@ export class MlflowBackend implements RunBackend {
       if (this._o.findExistingRuns || event.resumed === true) {
         const existing = await this._findRun(experimentId, event.runId);
         if (existing !== undefined) {
-          if (event.resumed === true || existing.status !== 'RUNNING') await this.client.updateRun({ run_id: existing.runId, status: 'RUNNING' });
+          if (event.resumed === true && existing.status !== 'RUNNING') await this.client.updateRun({ run_id: existing.runId, status: 'RUNNING' });
           return { runId: existing.runId, artifactRoot: artifactRoot(existing.artifactUri) };
         }
       }
-      const parentId = event.parentId === undefined ? undefined : await this.mlflowRunId(event.parentId);
+      const parentId = event.parentId === undefined ? undefined : await this._parentRunId(experimentId, event.parentId);
       const tags: MlflowKeyValue[] = [
         { key: 'mlflow.runName', value: event.name },
         { key: 'mlflow.user', value: safeUser() },
@@ -369,6 +369,13 @@ export class MlflowBackend implements RunBackend {
       // Data queued before the run existed can go now.
       setImmediate(() => this._pump());
     }
+  }
+
+  // The parent's MLflow id: created by this backend, or (exporters, bridge, sync) found by its tag.
+  private async _parentRunId(experimentId: string, parentRuntelId: string): Promise<string | undefined> {
+    const known = await this.mlflowRunId(parentRuntelId);
+    if (known !== undefined || !this._o.findExistingRuns) return known;
+    return (await this._findRun(experimentId, parentRuntelId))?.runId;
   }
 
   private async _findRun(experimentId: string, runtelId: string): Promise<{ runId: string; status: MlflowRunStatus; artifactUri: string | undefined } | undefined> {

@@ -3,6 +3,7 @@
 // honouring Retry-After; other 4xx are permanent. Credentials never appear in errors.
 
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
@@ -249,13 +250,13 @@ export class MlflowClient {
     });
   }
 
-  private async _send(url: string, options: { method: string; headers: Record<string, string>; body?: string | NodeJS.ReadableStream }): Promise<Dispatcher.ResponseData> {
+  private async _send(url: string, options: { method: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string | Readable }): Promise<Dispatcher.ResponseData> {
     const headers = { ...options.headers, ...(this._authorization !== undefined ? { authorization: this._authorization } : {}) };
     try {
       return await request(url, {
-        method: options.method as Dispatcher.HttpMethod,
+        method: options.method,
         headers,
-        body: options.body as Dispatcher.DispatchOptions['body'],
+        body: options.body,
         headersTimeout: this._requestTimeoutMillis,
         bodyTimeout: this._requestTimeoutMillis,
         ...(this._dispatcher !== undefined ? { dispatcher: this._dispatcher } : {}),

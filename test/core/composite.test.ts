@@ -59,7 +59,7 @@ describe('CompositeLogger', () => {
     expect(failures.every((f) => f.backend === 'thrower')).toBe(true);
   });
 
-  it('the default handler warns once per kind of failure', async () => {
+  it('the default handler warns once per kind of failure', () => {
     const write = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
     try {
       const composite = new CompositeLogger([new BackendLogger(new ThrowingBackend())]);

@@ -41,6 +41,7 @@ describe('withRun', () => {
 
   it('non-Error throws are recorded too', async () => {
     const logger = new InMemoryLogger();
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- what this test is about
     await expect(withRun(logger, { name: 's' }, () => { throw 'plain'; })).rejects.toBe('plain');
     expect(logger.getRun('s')!.error).toEqual({ type: 'string', message: 'plain' });
   });

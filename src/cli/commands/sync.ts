@@ -1,0 +1,87 @@
+// `runtel sync`: upload runs from the local store to MLflow (or W&B), idempotently.
+
+import { Command, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { findRun, listRuns, readRun } from '../../backends/jsonl/store.js';
+import type { StoredRun } from '../../backends/jsonl/store.js';
+import type { RunBackend } from '../../core/RunBackend.js';
+import type { BackendFailure } from '../../core/errors.js';
+import { syncRuns } from '../../sync/syncRuns.js';
+import { CliError, dirOption, storeDir } from '../shared.js';
+
+interface SyncOptions {
+  to: 'mlflow';
+  dir?: string;
+  progress: boolean;
+}
+
+export function syncCommand(): Command {
+  return new Command('sync')
+    .summary('upload runs from the local store to MLflow')
+    .description(
+      'Replay runs from the local JSONL store into MLflow: one run (id, id prefix or name), a run folder,\n' +
+        'or a whole store folder. Idempotent: run it twice and MLflow holds each run, param and metric\n' +
+        'point once (runs are found by their runtel.run_id tag). MLflow is configured by the usual\n' +
+        'environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',
+    )
+    .argument('[run-or-dir]', 'a run id, id prefix or name in the store, a run folder, or a store folder (default: the whole store)')
+    .addOption(new Option('--to <backend>', 'where to upload').choices(['mlflow']).makeOptionMandatory())
+    .addOption(dirOption())
+    .option('--no-progress', 'no progress bar')
+    .action(async (target: string | undefined, options: SyncOptions) => {
+      const runs = selectRuns(target, options.dir);
+      if (runs.length === 0) throw new CliError('nothing to sync: no runs found');
+      const failures: BackendFailure[] = [];
+      const backend = await createTarget(options.to, failures);
+      const bar = options.progress && process.stderr.isTTY !== false
+        ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} events | run {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+        : undefined;
+      bar?.start(1, 0, { runs: '0/0' });
+      await syncRuns(runs, backend, {
+        onProgress: (p) => {
+          bar?.setTotal(Math.max(1, p.eventsTotal));
+          bar?.update(p.eventsDone, { runs: `${p.runsDone}/${p.runsTotal}` });
+        },
+      });
+      bar?.stop();
+      await backend.shutdown();
+      const points = runs.reduce((n, r) => n + Object.values(r.record.metrics).reduce((m, s) => m + s.length, 0), 0);
+      process.stdout.write(`synced ${runs.length} run${runs.length === 1 ? '' : 's'} (${points} metric points) to ${options.to}\n`);
+      if (failures.length > 0) {
+        for (const f of failures) process.stderr.write(`runtel: ${f.operation}: ${f.error instanceof Error ? f.error.message : String(f.error)}\n`);
+        throw new CliError(`${failures.length} failure${failures.length === 1 ? '' : 's'} while syncing; the local store is unchanged, run sync again`);
+      }
+    });
+}
+
+function selectRuns(target: string | undefined, dir: string | undefined): StoredRun[] {
+  if (target === undefined) return listRuns(storeDir(dir));
+  const path = resolve(target);
+  if (existsSync(join(path, 'events.jsonl'))) return [readRun(path)!];
+  if (existsSync(path) && dir === undefined) return listRuns(path);
+  const run = findRun(storeDir(dir), target);
+  if (run === undefined) throw new CliError(`no run ${JSON.stringify(target)} in ${storeDir(dir)}`);
+  // A run comes with its children (a search uploads with its trials).
+  const all = listRuns(storeDir(dir));
+  const ids = new Set([run.record.id]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const r of all) {
+      if (r.record.parentId !== undefined && ids.has(r.record.parentId) && !ids.has(r.record.id)) {
+        ids.add(r.record.id);
+        grew = true;
+      }
+    }
+  }
+  return all.filter((r) => ids.has(r.record.id));
+}
+
+async function createTarget(to: 'mlflow', failures: BackendFailure[]): Promise<RunBackend> {
+  void to;
+  const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
+  const backend = new MlflowBackend({ findExistingRuns: true });
+  backend.bindFailureReporter((f) => failures.push(f));
+  return backend;
+}

@@ -1,0 +1,272 @@
+// OpenTelemetry data written by runtel's conventions → run events. The one translator behind the
+// MLflow and W&B exporters and the bridge. Inputs are normalised first (see inputs.ts), so SDK
+// objects and decoded OTLP (JSON or protobuf, any language's SDK) take the same path.
+//
+// It tolerates what pipelines do: records resent after a retry, logs and spans in any order,
+// spans without log records (a traces-only pipeline) and records from older SDKs (event name as
+// an `event.name` attribute, numbers as strings).
+
+import type { RunEvent, RunStartedEvent } from '../../core/events.js';
+import type { FinalRunStatus } from '../../core/types.js';
+import {
+  ATTR_ARTIFACT_KIND,
+  ATTR_ARTIFACT_NAME,
+  ATTR_ARTIFACT_PATH,
+  ATTR_ARTIFACT_SIZE,
+  ATTR_EVENT_NAME,
+  ATTR_EXCEPTION_MESSAGE,
+  ATTR_EXCEPTION_STACKTRACE,
+  ATTR_EXCEPTION_TYPE,
+  ATTR_EXPERIMENT_NAME,
+  ATTR_METRIC_KEY,
+  ATTR_METRIC_STEP,
+  ATTR_METRIC_VALUE,
+  ATTR_RUN_ID,
+  ATTR_RUN_NAME,
+  ATTR_RUN_PARENT_ID,
+  ATTR_RUN_RESUMED,
+  ATTR_RUN_STATUS,
+  EVENT_ARTIFACT,
+  EVENT_METRIC,
+  EVENT_PARAMS,
+  EVENT_RUN_END,
+  EVENT_RUN_START,
+  EVENT_TAGS,
+  PARAM_PREFIX,
+  TAG_PREFIX,
+  decodeMetricValue,
+} from '../conventions.js';
+import type { OtelLogInput, OtelSpanInput } from './inputs.js';
+
+/** Why an input was not turned into an event (counted, never thrown). */
+export type RejectReason = 'not-runtel' | 'missing-run-id' | 'bad-value' | 'duplicate';
+
+export interface TranslatorStats {
+  events: number;
+  ignored: number;
+  rejected: number;
+}
+
+interface RunMemo {
+  started: boolean;
+  finished: boolean;
+  startTime: number;
+  /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
+  seen: Set<string>;
+}
+
+const STATUS_VALUES: ReadonlySet<string> = new Set(['success', 'failed', 'killed']);
+const SPAN_STATUS_ERROR = 2;
+
+export interface OtelRunTranslatorOptions {
+  /** Runs remembered for de-duplication; the oldest are forgotten past this. Default 10,000. */
+  maxRuns?: number;
+  /** Metric points remembered per run for de-duplication. Default 1,000,000. */
+  maxSeenPointsPerRun?: number;
+}
+
+export class OtelRunTranslator {
+  private readonly _runs = new Map<string, RunMemo>();
+  private readonly _maxRuns: number;
+  private readonly _maxSeen: number;
+  private readonly _stats: TranslatorStats = { events: 0, ignored: 0, rejected: 0 };
+
+  constructor(options: OtelRunTranslatorOptions = {}) {
+    this._maxRuns = options.maxRuns ?? 10_000;
+    this._maxSeen = options.maxSeenPointsPerRun ?? 1_000_000;
+  }
+
+  stats(): TranslatorStats {
+    return { ...this._stats };
+  }
+
+  /** Log records → events, in input order. Consecutive metric points of one run and step share an event. */
+  logs(records: Iterable<OtelLogInput>): RunEvent[] {
+    const out: RunEvent[] = [];
+    for (const record of records) {
+      const eventName = record.eventName || asString(record.attributes[ATTR_EVENT_NAME]);
+      if (eventName === undefined || !eventName.startsWith('ml.')) {
+        this._stats.ignored++;
+        continue;
+      }
+      const runId = asString(record.attributes[ATTR_RUN_ID]);
+      if (runId === undefined) {
+        this._stats.rejected++;
+        continue;
+      }
+      try {
+        this._log(eventName, runId, record, out);
+      } catch {
+        this._stats.rejected++;
+      }
+    }
+    this._stats.events += out.length;
+    return out;
+  }
+
+  /** Run spans → events: a run_started if its records were never seen, and its run_finished. */
+  spans(spans: Iterable<OtelSpanInput>): RunEvent[] {
+    const out: RunEvent[] = [];
+    for (const span of spans) {
+      const runId = asString(span.attributes[ATTR_RUN_ID]);
+      if (runId === undefined) {
+        this._stats.ignored++;
+        continue;
+      }
+      const memo = this._memo(runId);
+      if (!memo.started) out.push(this._started(runId, span.attributes, span.startMillis, memo));
+      if (!memo.finished) {
+        memo.finished = true;
+        const status = asStatus(span.attributes[ATTR_RUN_STATUS]) ?? (span.status.code === SPAN_STATUS_ERROR ? 'failed' : 'success');
+        const finished: RunEvent = { type: 'run_finished', runId, endTime: span.endMillis, status };
+        const exception = span.events.find((e) => e.name === 'exception');
+        if (exception !== undefined) finished.error = errorInfo(exception.attributes);
+        else if (status === 'failed' && span.status.message) finished.error = { type: 'Error', message: span.status.message };
+        out.push(finished);
+      }
+    }
+    this._stats.events += out.length;
+    return out;
+  }
+
+  private _log(eventName: string, runId: string, record: OtelLogInput, out: RunEvent[]): void {
+    const a = record.attributes;
+    const memo = this._memo(runId);
+    switch (eventName) {
+      case EVENT_RUN_START: {
+        const resumed = a[ATTR_RUN_RESUMED] === true || a[ATTR_RUN_RESUMED] === 'true';
+        if (memo.started && !(resumed && memo.finished)) return this._duplicate();
+        if (resumed) memo.finished = false;
+        const event = this._started(runId, a, record.timeMillis, memo);
+        if (resumed) event.resumed = true;
+        out.push(event);
+        return;
+      }
+      case EVENT_PARAMS:
+      case EVENT_TAGS: {
+        this._ensureStarted(runId, a, record.timeMillis, memo, out);
+        const values = prefixed(a, eventName === EVENT_PARAMS ? PARAM_PREFIX : TAG_PREFIX);
+        if (Object.keys(values).length === 0) return;
+        out.push(eventName === EVENT_PARAMS ? { type: 'params', runId, time: record.timeMillis, params: values } : { type: 'tags', runId, time: record.timeMillis, tags: values });
+        return;
+      }
+      case EVENT_METRIC: {
+        const key = asString(a[ATTR_METRIC_KEY]);
+        const step = asInteger(a[ATTR_METRIC_STEP]);
+        if (key === undefined || step === undefined || a[ATTR_METRIC_VALUE] === undefined) throw new TypeError('incomplete ml.metric record');
+        const value = decodeMetricValue(a[ATTR_METRIC_VALUE]);
+        const id = `${key}\0${step}\0${record.timeMillis}`;
+        if (memo.seen.has(id)) return this._duplicate();
+        if (memo.seen.size < this._maxSeen) memo.seen.add(id);
+        this._ensureStarted(runId, a, record.timeMillis, memo, out);
+        const last = out[out.length - 1];
+        if (last?.type === 'metrics' && last.runId === runId && last.step === step && last.timestamp === record.timeMillis && !(key in last.values)) {
+          last.values[key] = value;
+        } else {
+          out.push({ type: 'metrics', runId, step, timestamp: record.timeMillis, values: { [key]: value } });
+        }
+        return;
+      }
+      case EVENT_ARTIFACT: {
+        const name = asString(a[ATTR_ARTIFACT_NAME]);
+        const path = asString(a[ATTR_ARTIFACT_PATH]);
+        if (name === undefined || path === undefined) throw new TypeError('incomplete ml.artifact record');
+        this._ensureStarted(runId, a, record.timeMillis, memo, out);
+        out.push({
+          type: 'artifact',
+          runId,
+          time: record.timeMillis,
+          path,
+          name,
+          kind: a[ATTR_ARTIFACT_KIND] === 'directory' ? 'directory' : 'file',
+          size: asInteger(a[ATTR_ARTIFACT_SIZE]) ?? 0,
+        });
+        return;
+      }
+      case EVENT_RUN_END: {
+        if (memo.finished) return this._duplicate();
+        const status = asStatus(a[ATTR_RUN_STATUS]);
+        if (status === undefined) throw new TypeError('ml.run.end without a valid ml.run.status');
+        this._ensureStarted(runId, a, record.timeMillis, memo, out);
+        memo.finished = true;
+        const event: RunEvent = { type: 'run_finished', runId, endTime: record.timeMillis, status };
+        if (a[ATTR_EXCEPTION_TYPE] !== undefined || a[ATTR_EXCEPTION_MESSAGE] !== undefined) event.error = errorInfo(a);
+        out.push(event);
+        return;
+      }
+      default:
+        this._stats.ignored++;
+    }
+  }
+
+  // A record that arrives before its run's ml.run.start (pipelines reorder) still needs a run.
+  private _ensureStarted(runId: string, a: Record<string, unknown>, time: number, memo: RunMemo, out: RunEvent[]): void {
+    if (!memo.started) out.push(this._started(runId, a, time, memo));
+  }
+
+  private _started(runId: string, a: Record<string, unknown>, time: number, memo: RunMemo): RunStartedEvent {
+    memo.started = true;
+    memo.startTime = time;
+    const event: RunStartedEvent = {
+      type: 'run_started',
+      runId,
+      name: asString(a[ATTR_RUN_NAME]) ?? `run-${runId.slice(0, 8)}`,
+      experiment: asString(a[ATTR_EXPERIMENT_NAME]) ?? 'default',
+      startTime: time,
+      params: prefixed(a, PARAM_PREFIX),
+      tags: prefixed(a, TAG_PREFIX),
+    };
+    const parentId = asString(a[ATTR_RUN_PARENT_ID]);
+    if (parentId !== undefined) event.parentId = parentId;
+    return event;
+  }
+
+  private _memo(runId: string): RunMemo {
+    let memo = this._runs.get(runId);
+    if (memo === undefined) {
+      memo = { started: false, finished: false, startTime: 0, seen: new Set() };
+      this._runs.set(runId, memo);
+      if (this._runs.size > this._maxRuns) this._runs.delete(this._runs.keys().next().value!);
+    }
+    return memo;
+  }
+
+  private _duplicate(): void {
+    this._stats.ignored++;
+  }
+}
+
+function prefixed(a: Record<string, unknown>, prefix: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(a)) {
+    if (!key.startsWith(prefix) || key.length === prefix.length) continue;
+    // Params and tags are strings by the conventions; other SDKs may send numbers or booleans.
+    if (typeof value === 'string') out[key.slice(prefix.length)] = value;
+    else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') out[key.slice(prefix.length)] = String(value);
+  }
+  return out;
+}
+
+function asString(value: unknown): string | undefined {
+  return typeof value === 'string' && value !== '' ? value : undefined;
+}
+
+/** int or double or a decimal string (int64 as JSON sends it), as a safe non-negative integer. */
+function asInteger(value: unknown): number | undefined {
+  const n = typeof value === 'string' ? Number(value) : typeof value === 'bigint' ? Number(value) : value;
+  return typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+}
+
+function asStatus(value: unknown): FinalRunStatus | undefined {
+  return typeof value === 'string' && STATUS_VALUES.has(value) ? (value as FinalRunStatus) : undefined;
+}
+
+function errorInfo(a: Record<string, unknown>): { type: string; message: string; stack?: string } {
+  const info: { type: string; message: string; stack?: string } = {
+    type: asString(a[ATTR_EXCEPTION_TYPE]) ?? 'Error',
+    message: typeof a[ATTR_EXCEPTION_MESSAGE] === 'string' ? a[ATTR_EXCEPTION_MESSAGE] : '',
+  };
+  const stack = asString(a[ATTR_EXCEPTION_STACKTRACE]);
+  if (stack !== undefined) info.stack = stack;
+  return info;
+}

@@ -1,0 +1,145 @@
+// Faults with a real MLflow server: an outage, a slow server, a killed or crashing trainer.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { createServer, request as httpRequest } from 'node:http';
+import type { Server } from 'node:http';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { MlflowClient, MlflowLogger } from '../../src/index.js';
+import type { BackendFailure } from '../../src/index.js';
+import { freePort, startMlflow } from '../services/index.js';
+import type { MlflowHandle } from '../services/index.js';
+import { runsByRuntelId, waitFor } from './helpers.js';
+
+let server: MlflowHandle;
+let client: MlflowClient;
+
+beforeAll(async () => {
+  server = await startMlflow();
+  client = new MlflowClient({ trackingUri: server.url });
+});
+afterAll(async () => {
+  await client?.close();
+  await server?.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('MLflow faults', () => {
+  it('MLflow stopped for 30 s mid-run and restarted on the same store: every point exactly once, status right', async () => {
+    const failures: BackendFailure[] = [];
+    const logger = new MlflowLogger({ trackingUri: server.url, onError: (f) => failures.push(f) });
+    const run = logger.startRun({ name: 'outage', experiment: 'outage' });
+    let step = 0;
+    const logFor = async (millis: number) => {
+      const end = Date.now() + millis;
+      while (Date.now() < end) {
+        run.logMetrics({ loss: 1 / (step + 1), acc: step / 1000 }, { step });
+        step++;
+        await sleep(10);
+      }
+    };
+    await logFor(1500);
+    await logger.forceFlush();
+    await server.stopFor(async () => {
+      await logFor(31_000);
+    });
+    await logFor(1000);
+    await run.finish();
+    await logger.shutdown();
+    const mlflowRun = (await runsByRuntelId(client, 'outage')).get(run.id)!;
+    expect(mlflowRun.info.status).toBe('FINISHED');
+    for (const key of ['loss', 'acc']) {
+      const steps = (await client.getMetricHistory(mlflowRun.info.run_id, key)).map((m) => Number(m.step)).sort((a, b) => a - b);
+      expect(steps).toEqual(Array.from({ length: step }, (_, i) => i));
+    }
+    expect(logger.stats().undeliveredPoints).toBe(0);
+    expect(logger.stats().retries).toBeGreaterThan(0);
+    expect(failures).toEqual([]);
+  }, 180_000);
+
+  it('a slow server does not slow the training loop; the queue stays bounded and what overflows is counted', async () => {
+    const proxy = await delayingProxy(server.port, 1500);
+    const logger = new MlflowLogger({ trackingUri: proxy.url, maxQueuedPoints: 5_000, onError: () => undefined });
+    const run = logger.startRun({ name: 'slow', experiment: 'slow' });
+    let maxQueued = 0;
+    const start = performance.now();
+    for (let step = 0; step < 50_000; step++) {
+      run.logMetrics({ loss: step }, { step });
+      if (step % 1000 === 0) maxQueued = Math.max(maxQueued, logger.stats().queuedPoints);
+    }
+    const loopMillis = performance.now() - start;
+    // Not one proxied request (1.5 s each) could have completed: logMetrics never waited for one.
+    expect(loopMillis).toBeLessThan(1500);
+    expect(maxQueued).toBeLessThanOrEqual(5_000);
+    await run.finish();
+    await logger.shutdown();
+    const stats = logger.stats();
+    expect(stats.sentPoints + stats.undeliveredPoints).toBe(50_000);
+    expect(stats.undeliveredPoints).toBeGreaterThanOrEqual(45_000);
+    await proxy.close();
+  });
+
+  it('SIGTERM to the training process: the run is KILLED in MLflow within 5 s', async () => {
+    const { runId, exitedAfterMillis } = await runChild('loop', 'SIGTERM');
+    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(client, 'exit')).get(runId));
+    expect(mlflowRun.info.status).toBe('KILLED');
+    expect(exitedAfterMillis).toBeLessThan(5000);
+  });
+
+  it('an uncaught exception: the run is FAILED in MLflow', async () => {
+    const { runId, code } = await runChild('throw');
+    expect(code).toBe(1);
+    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(client, 'exit')).get(runId));
+    expect(mlflowRun.info.status).toBe('FAILED');
+  });
+});
+
+function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: string; code: number | null; exitedAfterMillis: number }> {
+  const child = fileURLToPath(new URL('../fixtures/mlflow-child.mjs', import.meta.url));
+  const dir = mkdtempSync(join(tmpdir(), 'runtel-mlflow-exit-'));
+  const env = { ...process.env };
+  delete env.RUNTEL_EXIT_HANDLERS;
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [child, server.url, dir, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let sentAt = Date.now();
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (signal !== undefined && out.includes('ready')) {
+        setTimeout(() => {
+          sentAt = Date.now();
+          proc.kill(signal);
+        }, 1500);
+      }
+    });
+    proc.on('error', reject);
+    proc.on('exit', (code) => resolve({ runId: /ready ([0-9a-f]{32})/.exec(out)?.[1] ?? '', code, exitedAfterMillis: Date.now() - sentAt }));
+  });
+}
+
+/** An HTTP proxy to MLflow that holds every request for `delayMillis` first. */
+async function delayingProxy(targetPort: number, delayMillis: number): Promise<{ url: string; close(): Promise<void> }> {
+  const port = await freePort();
+  const proxy: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      setTimeout(() => {
+        const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        });
+        upstream.on('error', () => res.destroy());
+        upstream.end(Buffer.concat(chunks));
+      }, delayMillis);
+    });
+  });
+  await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () => new Promise((resolve) => { proxy.closeAllConnections(); proxy.close(() => resolve()); }),
+  };
+}
