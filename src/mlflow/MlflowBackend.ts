@@ -52,8 +52,8 @@ interface RunState {
   artifacts: ArtifactEvent[];
   finish: { status: MlflowRunStatus; endTime: number } | undefined;
   inflight: number;
-  /** Tags are last-write-wins: one request carrying params/tags at a time keeps them in order. */
-  entityInflight: boolean;
+  /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
+  tagsInflight: boolean;
   artifactInflight: boolean;
   /** A permanent failure (deleted run, rejected create): later data is dropped and counted. */
   dead: boolean;
@@ -236,7 +236,7 @@ export class MlflowBackend implements RunBackend {
     if (run === undefined) {
       run = {
         runtelId, created: undefined, started: undefined, metrics: [], params: [], tags: [], artifacts: [],
-        finish: undefined, inflight: 0, entityInflight: false, artifactInflight: false, dead: false, done: false,
+        finish: undefined, inflight: 0, tagsInflight: false, artifactInflight: false, dead: false, done: false,
       };
       this._runs.set(runtelId, run);
     }
@@ -269,16 +269,18 @@ export class MlflowBackend implements RunBackend {
 
   private _startNext(run: RunState): boolean {
     const hasEntities = run.params.length > 0 || run.tags.length > 0;
-    if (run.metrics.length > 0 || (hasEntities && !run.entityInflight)) {
-      const params = run.entityInflight ? [] : run.params.splice(0, this._o.maxParamsPerBatch);
-      const tags = run.entityInflight ? [] : run.tags.splice(0, this._o.maxTagsPerBatch);
+    if (run.metrics.length > 0 || run.params.length > 0 || (run.tags.length > 0 && !run.tagsInflight)) {
+      // Params are write-once and metrics append-only: any order is fine. Tags are last-write-wins,
+      // so one request carrying tags at a time keeps them in order.
+      const params = run.params.splice(0, this._o.maxParamsPerBatch);
+      const tags = run.tagsInflight ? [] : run.tags.splice(0, this._o.maxTagsPerBatch);
       const room = Math.min(this._o.maxMetricsPerBatch, this._o.maxEntitiesPerBatch - params.length - tags.length);
       const metrics = run.metrics.splice(0, room);
       if (metrics.length === 0 && params.length === 0 && tags.length === 0) return false;
-      const carriesEntities = params.length > 0 || tags.length > 0;
-      if (carriesEntities) run.entityInflight = true;
+      const carriesTags = tags.length > 0;
+      if (carriesTags) run.tagsInflight = true;
       this._track(run, this._sendBatch(run, metrics, params, tags), () => {
-        if (carriesEntities) run.entityInflight = false;
+        if (carriesTags) run.tagsInflight = false;
       });
       return true;
     }

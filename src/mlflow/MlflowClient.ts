@@ -187,13 +187,17 @@ export class MlflowClient {
     await this._call('POST', 'runs/set-tag', { run_id: runId, key, value });
   }
 
+  /**
+   * Every point of a metric. MLflow's SQL stores keep ±Infinity as ±1.7976931348623157e308 (the
+   * largest double); those come back as ±Infinity here, NaN as NaN.
+   */
   async getMetricHistory(runId: string, key: string): Promise<MlflowMetric[]> {
     const out: MlflowMetric[] = [];
     let pageToken: string | undefined;
     do {
       const query = `run_id=${encodeURIComponent(runId)}&metric_key=${encodeURIComponent(key)}&max_results=25000${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`;
       const res = await this._call<{ metrics?: MlflowMetric[]; next_page_token?: string }>('GET', `metrics/get-history?${query}`);
-      out.push(...(res.metrics ?? []));
+      for (const m of res.metrics ?? []) out.push({ ...m, value: decodeStoredValue(m.value), timestamp: Number(m.timestamp), step: Number(m.step ?? 0) });
       pageToken = res.next_page_token;
     } while (pageToken);
     return out;
@@ -309,6 +313,14 @@ export class MlflowClient {
       },
     );
   }
+}
+
+/** A metric value as MLflow returns it, with its SQL store's stand-ins for ±Infinity undone. */
+export function decodeStoredValue(value: number | string): number {
+  const n = typeof value === 'number' ? value : Number(value);
+  if (n === Number.MAX_VALUE) return Infinity;
+  if (n === -Number.MAX_VALUE) return -Infinity;
+  return n;
 }
 
 function parseRetryAfter(header: string | string[] | undefined): number | undefined {

@@ -105,7 +105,7 @@ describe('MlflowLogger', () => {
   });
 
   it('10,000 params are chunked within the batch limits', async () => {
-    const logger = new MlflowLogger({ trackingUri: server.url });
+    const logger = new MlflowLogger({ trackingUri: server.url, flushTimeoutMillis: 120_000 });
     const config: Record<string, number> = {};
     for (let i = 0; i < 10_000; i++) config[`p${i}`] = i;
     const run = logger.startRun({ name: 'many-params', experiment: 'params', config });

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MlflowClient } from '../../src/index.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
+import { decodeStoredValue } from '../../src/mlflow/MlflowClient.js';
 import { mlflowPython } from '../services/index.js';
 
 export interface PyRun {
@@ -42,8 +43,9 @@ export async function runsByRuntelId(client: MlflowClient, experiment: string): 
   return new Map(runs.map((r) => [(r.data.tags ?? []).find((t) => t.key === 'runtel.run_id')?.value ?? r.info.run_id, r]));
 }
 
+/** A value from readback.py, with MLflow's SQL-store stand-ins for ±Infinity (±max double) undone. */
 export function pyValue(v: number | string): number {
-  return typeof v === 'number' ? v : Number(v);
+  return decodeStoredValue(v);
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMillis = 30_000): Promise<T> {
