@@ -1,0 +1,664 @@
+// Real services for tests: Jaeger v2, the custom OpenTelemetry Collector, Prometheus and MLflow.
+//
+// The binaries come from `bash scripts/provision.sh`, cached outside the clone in
+// ${RUNTEL_CACHE_DIR:-~/.cache/runtel}. Each start picks free loopback ports, so tests may run
+// several instances in parallel; nothing binds a fixed port or a non-loopback address.
+// A missing binary always throws (never skips): the test command provisions first.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const HOST = '127.0.0.1';
+
+/** Where provision.sh puts everything. */
+export function cacheDir(): string {
+  return process.env.RUNTEL_CACHE_DIR ?? join(homedir(), '.cache', 'runtel');
+}
+
+/** The provision.sh target that produces each binary. */
+const PROVIDED_BY: Record<string, string> = {
+  jaeger: 'jaeger',
+  'otelcol-runtel': 'otelcol',
+  prometheus: 'prometheus',
+  promtool: 'prometheus',
+  mlflow: 'mlflow',
+};
+
+function requireExecutable(path: string, what: string, target: string): string {
+  try {
+    accessSync(path, constants.X_OK);
+    return path;
+  } catch {
+    const ci = process.env.CI === 'true' ? ' CI=true: a missing service is a failure, not a skip.' : '';
+    throw new Error(
+      `runtel test services: ${what} is not provisioned (expected an executable at ${path}). ` +
+        `Run \`bash scripts/provision.sh ${target}\` first (cache dir ${cacheDir()}, override with RUNTEL_CACHE_DIR).${ci}`,
+    );
+  }
+}
+
+/** Path of a provisioned binary under `<cache>/bin`; throws with a provisioning hint when missing. */
+export function requireBinary(name: string): string {
+  return requireExecutable(join(cacheDir(), 'bin', name), name, PROVIDED_BY[name] ?? 'all');
+}
+
+/** Python of the MLflow venv. */
+export function mlflowPython(): string {
+  return requireExecutable(join(cacheDir(), 'venv-mlflow', 'bin', 'python'), 'the MLflow venv', 'mlflow');
+}
+
+/** Python of the venv holding the wandb package. */
+export function wandbPython(): string {
+  return requireExecutable(join(cacheDir(), 'venv-wandb', 'bin', 'python'), 'the wandb venv', 'mlflow');
+}
+
+/** A TCP port that was free on 127.0.0.1 a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      if (address === null || typeof address === 'string') {
+        server.close();
+        reject(new Error('freePort: no TCP address'));
+        return;
+      }
+      server.close(() => resolve(address.port));
+    });
+  });
+}
+
+// ---- process bookkeeping -------------------------------------------------------------------
+
+/** Children still running, killed (whole process group) when this process exits. */
+const live = new Set<ChildProcess>();
+const tempDirs = new Set<string>();
+let cleanupRegistered = false;
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  if (child.pid === undefined) return;
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    try {
+      child.kill(signal);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function cleanupNow(): void {
+  for (const child of live) killGroup(child, 'SIGKILL');
+  live.clear();
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
+  tempDirs.clear();
+}
+
+function registerCleanup(): void {
+  if (cleanupRegistered) return;
+  cleanupRegistered = true;
+  process.on('exit', cleanupNow);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    const onSignal = (): void => {
+      cleanupNow();
+      process.removeListener(signal, onSignal);
+      // Nobody else handles it: end the way the signal would have.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+    };
+    process.on(signal, onSignal);
+  }
+}
+
+function makeTempDir(prefix: string): string {
+  registerCleanup();
+  const dir = mkdtempSync(join(tmpdir(), `runtel-${prefix}-`));
+  tempDirs.add(dir);
+  return dir;
+}
+
+function removeTempDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  tempDirs.delete(dir);
+}
+
+/** One running child whose stdout+stderr go to a log file. */
+interface Proc {
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Size of the log file when this child started: its own output begins there. */
+  readonly logOffset: number;
+  /** Set once the child has exited. */
+  exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  readonly exitPromise: Promise<void>;
+}
+
+function launch(cmd: string, args: string[], opts: { logFile: string; cwd: string; env?: NodeJS.ProcessEnv }): Proc {
+  registerCleanup();
+  const logOffset = fileSize(opts.logFile);
+  const fd = openSync(opts.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', fd, fd],
+      detached: true, // own process group, so stop() also ends the service's own children
+    });
+  } finally {
+    closeSync(fd);
+  }
+  live.add(child);
+  const proc: Proc = {
+    child,
+    logFile: opts.logFile,
+    logOffset,
+    exited: undefined,
+    exitPromise: new Promise<void>((resolve) => {
+      const done = (code: number | null, signal: NodeJS.Signals | null): void => {
+        if (proc.exited === undefined) proc.exited = { code, signal };
+        live.delete(child);
+        resolve();
+      };
+      child.once('exit', done);
+      child.once('error', (err) => {
+        appendNote(opts.logFile, `spawn ${cmd} failed: ${err.message}`);
+        done(null, null);
+      });
+    }),
+  };
+  return proc;
+}
+
+function appendNote(logFile: string, note: string): void {
+  try {
+    writeFileSync(logFile, `\n[runtel test services] ${note}\n`, { flag: 'a' });
+  } catch {
+    // ignore
+  }
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function readLog(proc: Proc): string {
+  try {
+    return readFileSync(proc.logFile).subarray(proc.logOffset).toString('utf8');
+  } catch {
+    return '';
+  }
+}
+
+function logTail(proc: Proc, lines = 30): string {
+  return readLog(proc).trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** SIGTERM the process group, SIGKILL it if it is still there after `graceMs`. */
+async function terminate(proc: Proc, graceMs = 10_000): Promise<void> {
+  if (proc.exited !== undefined) return;
+  killGroup(proc.child, 'SIGTERM');
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = await Promise.race([
+    proc.exitPromise.then(() => false),
+    new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(true), graceMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (timedOut) {
+    killGroup(proc.child, 'SIGKILL');
+    await proc.exitPromise;
+  }
+  // Anything the service spawned itself dies with the group.
+  killGroup(proc.child, 'SIGKILL');
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+class StartError extends Error {
+  constructor(
+    message: string,
+    readonly addressInUse: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Poll `probe` until it returns true; fail early, with the log tail, if the process exits. */
+async function waitUntil(proc: Proc, what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc.exited !== undefined) {
+      const log = logTail(proc);
+      throw new StartError(
+        `${what} exited before it was ready (code ${proc.exited.code}, signal ${proc.exited.signal}); log ${proc.logFile}:\n${log}`,
+        /address already in use/i.test(log),
+      );
+    }
+    if (await probe().catch(() => false)) return;
+    if (Date.now() > deadline) {
+      throw new StartError(`${what} was not ready after ${timeoutMs} ms; log ${proc.logFile}:\n${logTail(proc)}`, false);
+    }
+    await sleep(150);
+  }
+}
+
+async function httpOk(url: string, check?: (body: string) => boolean): Promise<boolean> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+  const body = await res.text();
+  return res.ok && (check === undefined || check(body));
+}
+
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ host: HOST, port });
+    const done = (ok: boolean): void => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.setTimeout(1_000, () => done(false));
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
+}
+
+/** Start with fresh ports; a lost race for a port ("address already in use") is retried. */
+async function withPortRetry<T>(attempt: () => Promise<T>, tries = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await attempt();
+    } catch (err) {
+      if (!(err instanceof StartError && err.addressInUse) || i >= tries) throw err;
+    }
+  }
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
+
+// ---- Jaeger v2 -----------------------------------------------------------------------------
+
+export interface JaegerHandle {
+  /** OTLP/HTTP base URL (append /v1/traces). */
+  readonly otlpHttpUrl: string;
+  readonly otlpGrpcPort: number;
+  /** Query service base URL (/api/services, /api/traces, /api/v3/...). */
+  readonly queryUrl: string;
+  readonly queryGrpcPort: number;
+  readonly pid: number;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+function jaegerConfig(p: { otlpGrpc: number; otlpHttp: number; queryHttp: number; queryGrpc: number }): string {
+  return `# written by test/services for one test instance
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    metrics:
+      level: none
+    logs:
+      level: info
+
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memstore
+    # On by default in v2: it would trace its own queries and try to export them to
+    # localhost:4317, stalling shutdown for 10 s (or feeding another test's receiver).
+    enable_tracing: false
+    http:
+      endpoint: ${HOST}:${p.queryHttp}
+    grpc:
+      endpoint: ${HOST}:${p.queryGrpc}
+
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: ${HOST}:${p.otlpGrpc}
+      http:
+        endpoint: ${HOST}:${p.otlpHttp}
+
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+`;
+}
+
+/** Jaeger v2 all-in-one with in-memory storage, OTLP in and the query API, on free loopback ports. */
+export async function startJaeger(options: { timeoutMs?: number } = {}): Promise<JaegerHandle> {
+  const bin = requireBinary('jaeger');
+  return withPortRetry(async () => {
+    const [otlpGrpc, otlpHttp, queryHttp, queryGrpc] = (await freePorts(4)) as [number, number, number, number];
+    const dir = makeTempDir('jaeger');
+    const configPath = join(dir, 'jaeger.yaml');
+    writeFileSync(configPath, jaegerConfig({ otlpGrpc, otlpHttp, queryHttp, queryGrpc }));
+    const proc = launch(bin, ['--config', configPath], { logFile: join(dir, 'jaeger.log'), cwd: dir });
+    const queryUrl = `http://${HOST}:${queryHttp}`;
+    try {
+      // Extensions (the query API) start before the receivers: wait for both.
+      await waitUntil(
+        proc,
+        'jaeger',
+        async () =>
+          (await httpOk(`${queryUrl}/api/services`, (b) => isJsonObject(b))) && (await tcpOpen(otlpHttp)) && (await tcpOpen(otlpGrpc)),
+        options.timeoutMs ?? 60_000,
+      );
+    } catch (err) {
+      await terminate(proc, 2_000);
+      removeTempDir(dir);
+      throw err;
+    }
+    return {
+      otlpHttpUrl: `http://${HOST}:${otlpHttp}`,
+      otlpGrpcPort: otlpGrpc,
+      queryUrl,
+      queryGrpcPort: queryGrpc,
+      pid: proc.child.pid!,
+      logFile: proc.logFile,
+      async stop() {
+        await terminate(proc);
+        removeTempDir(dir);
+      },
+    };
+  });
+}
+
+function isJsonObject(body: string): boolean {
+  try {
+    const v: unknown = JSON.parse(body);
+    return typeof v === 'object' && v !== null;
+  } catch {
+    return false;
+  }
+}
+
+// ---- OpenTelemetry Collector ---------------------------------------------------------------
+
+export interface CollectorHandle {
+  /** pid of the current process (changes on restart). */
+  readonly pid: number;
+  readonly configPath: string;
+  readonly logFile: string;
+  /** Everything the collector has logged so far (all starts). */
+  logs(): string;
+  stop(): Promise<void>;
+  /** Stop and start again with the same config (same ports, same file_storage directories). */
+  restart(): Promise<void>;
+}
+
+export interface CollectorOptions {
+  /** Probe URL that answers 2xx once the collector is ready (e.g. its health_check endpoint). */
+  readyUrl?: string;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Run `otelcol-runtel --config <file>` with the caller's config (ports already chosen; use 127.0.0.1).
+ * Ready when `readyUrl` answers 2xx, else when the collector logs "Everything is ready".
+ */
+export async function startCollector(configYaml: string, options: CollectorOptions = {}): Promise<CollectorHandle> {
+  const bin = requireBinary('otelcol-runtel');
+  const dir = makeTempDir('otelcol');
+  const configPath = join(dir, 'config.yaml');
+  const logFile = join(dir, 'otelcol.log');
+  writeFileSync(configPath, configYaml);
+  const timeoutMs = options.timeoutMs ?? 60_000;
+
+  const start = async (): Promise<Proc> => {
+    const proc = launch(bin, ['--config', configPath], { logFile, cwd: dir, ...(options.env ? { env: options.env } : {}) });
+    const readyUrl = options.readyUrl;
+    const probe = readyUrl !== undefined ? () => httpOk(readyUrl) : () => Promise.resolve(readLog(proc).includes('Everything is ready'));
+    try {
+      await waitUntil(proc, 'otelcol-runtel', probe, timeoutMs);
+    } catch (err) {
+      await terminate(proc, 2_000);
+      throw err;
+    }
+    return proc;
+  };
+
+  let current: Proc;
+  try {
+    current = await start();
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+  return {
+    get pid() {
+      return current.child.pid!;
+    },
+    configPath,
+    logFile,
+    logs: () => {
+      try {
+        return readFileSync(logFile, 'utf8');
+      } catch {
+        return '';
+      }
+    },
+    async stop() {
+      await terminate(current);
+      removeTempDir(dir);
+    },
+    async restart() {
+      await terminate(current);
+      current = await start();
+    },
+  };
+}
+
+// ---- Prometheus ----------------------------------------------------------------------------
+
+export interface PrometheusOptions {
+  /** `host:port` (scraped at /metrics) or a full URL such as `http://127.0.0.1:9464/metrics`. */
+  scrapeTargets: string[];
+  /** Scrape and evaluation interval, default 1 s. */
+  scrapeIntervalSeconds?: number;
+  /** Job label of the scraped series, default "runtel". */
+  jobName?: string;
+  /** Also accept pushes on /api/v1/write. */
+  remoteWriteReceiver?: boolean;
+  timeoutMs?: number;
+}
+
+export interface PrometheusHandle {
+  /** Base URL (/api/v1/query, /-/ready, ...). */
+  readonly url: string;
+  readonly pid: number;
+  readonly logFile: string;
+  stop(): Promise<void>;
+}
+
+function prometheusConfig(targets: string[], interval: number, job: string): string {
+  const plain: string[] = [];
+  const jobs: string[] = [];
+  targets.forEach((t, i) => {
+    if (!t.includes('://')) {
+      plain.push(t);
+      return;
+    }
+    const u = new URL(t);
+    jobs.push(
+      `  - job_name: ${JSON.stringify(`${job}-${i}`)}\n    scheme: ${u.protocol.replace(':', '')}\n` +
+        `    metrics_path: ${JSON.stringify(u.pathname === '/' ? '/metrics' : u.pathname)}\n` +
+        `    static_configs:\n      - targets: [${JSON.stringify(u.host)}]\n`,
+    );
+  });
+  if (plain.length > 0 || jobs.length === 0) {
+    jobs.unshift(`  - job_name: ${JSON.stringify(job)}\n    static_configs:\n      - targets: [${plain.map((t) => JSON.stringify(t)).join(', ')}]\n`);
+  }
+  return `# written by test/services
+global:
+  scrape_interval: ${interval}s
+  scrape_timeout: ${interval}s
+  evaluation_interval: ${interval}s
+scrape_configs:
+${jobs.join('')}`;
+}
+
+/** Prometheus with its own config and data dir, on a free loopback port. */
+export async function startPrometheus(options: PrometheusOptions): Promise<PrometheusHandle> {
+  const bin = requireBinary('prometheus');
+  const interval = options.scrapeIntervalSeconds ?? 1;
+  return withPortRetry(async () => {
+    const port = await freePort();
+    const dir = makeTempDir('prometheus');
+    const configPath = join(dir, 'prometheus.yml');
+    const dataDir = join(dir, 'data');
+    mkdirSync(dataDir);
+    writeFileSync(configPath, prometheusConfig(options.scrapeTargets, interval, options.jobName ?? 'runtel'));
+    const args = [
+      `--config.file=${configPath}`,
+      `--storage.tsdb.path=${dataDir}`,
+      `--web.listen-address=${HOST}:${port}`,
+      '--log.level=info',
+    ];
+    if (options.remoteWriteReceiver) args.push('--web.enable-remote-write-receiver');
+    const proc = launch(bin, args, { logFile: join(dir, 'prometheus.log'), cwd: dir });
+    const url = `http://${HOST}:${port}`;
+    try {
+      await waitUntil(proc, 'prometheus', () => httpOk(`${url}/-/ready`), options.timeoutMs ?? 60_000);
+    } catch (err) {
+      await terminate(proc, 2_000);
+      removeTempDir(dir);
+      throw err;
+    }
+    return {
+      url,
+      pid: proc.child.pid!,
+      logFile: proc.logFile,
+      async stop() {
+        await terminate(proc);
+        removeTempDir(dir);
+      },
+    };
+  });
+}
+
+// ---- MLflow --------------------------------------------------------------------------------
+
+export interface MlflowHandle {
+  /** Tracking server base URL (/health, /api/2.0/mlflow/...). */
+  readonly url: string;
+  readonly port: number;
+  /** pid of the current server process (changes on restart). */
+  readonly pid: number;
+  readonly backendStoreUri: string;
+  readonly logFile: string;
+  stop(): Promise<void>;
+  /** Stop, then start again on the same port with the same store (an outage and a recovery). */
+  restart(): Promise<void>;
+}
+
+/** MLflow tracking server on a free loopback port with a temp SQLite store and artifact dir. */
+export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<MlflowHandle> {
+  const bin = requireBinary('mlflow');
+  const timeoutMs = options.timeoutMs ?? 180_000;
+  const dir = makeTempDir('mlflow');
+  const backendStoreUri = `sqlite:///${join(dir, 'mlflow.db')}`;
+  const artifacts = join(dir, 'artifacts');
+  mkdirSync(artifacts);
+  const logFile = join(dir, 'mlflow.log');
+
+  const start = async (port: number): Promise<Proc> => {
+    const args = [
+      'server',
+      '--host',
+      HOST,
+      '--port',
+      String(port),
+      '--backend-store-uri',
+      backendStoreUri,
+      '--artifacts-destination',
+      artifacts,
+      '--workers',
+      '1',
+    ];
+    const proc = launch(bin, args, {
+      logFile,
+      cwd: dir,
+      env: {
+        MLFLOW_DISABLE_TELEMETRY: 'true',
+        DO_NOT_TRACK: 'true',
+        PYTHONUNBUFFERED: '1',
+        // MLflow 3.x otherwise starts a job runner with ~7 huey consumer processes (GenAI jobs we
+        // do not use); on 2 cores that roughly doubles the start time.
+        MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
+        ...options.env,
+      },
+    });
+    try {
+      await waitUntil(proc, 'mlflow server', () => httpOk(`http://${HOST}:${port}/health`), timeoutMs);
+    } catch (err) {
+      await terminate(proc, 2_000);
+      throw err;
+    }
+    return proc;
+  };
+
+  let port = 0;
+  let current: Proc;
+  try {
+    current = await withPortRetry(async () => {
+      port = await freePort();
+      return start(port);
+    });
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+  const url = `http://${HOST}:${port}`;
+  return {
+    url,
+    port,
+    get pid() {
+      return current.child.pid!;
+    },
+    backendStoreUri,
+    logFile,
+    async stop() {
+      await terminate(current);
+      removeTempDir(dir);
+    },
+    async restart() {
+      await terminate(current);
+      // The old server's socket may linger for a moment: retry the same port briefly.
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          current = await start(port);
+          return;
+        } catch (err) {
+          if (!(err instanceof StartError && err.addressInUse) || Date.now() > deadline) throw err;
+          await sleep(500);
+        }
+      }
+    },
+  };
+}
