@@ -10,6 +10,8 @@ import { JsonlLogger } from './jsonl/JsonlLogger.js';
 import { InMemoryLogger } from './InMemoryLogger.js';
 import { MlflowLogger } from '../mlflow/MlflowLogger.js';
 import { createOtelLoggerFromEnv, otlpEndpointConfigured } from '../otel/startOtel.js';
+import { WandbLogger } from '../wandb/WandbLogger.js';
+import { wandbModeFromEnv } from '../wandb/WandbBackend.js';
 
 interface BackendEntry {
   create: (options: BackendLoggerOptions) => Logger;
@@ -23,6 +25,7 @@ const BACKENDS: Record<string, BackendEntry> = {
   memory: { create: (o) => new InMemoryLogger(o), selectedByDefault: () => false },
   otel: { create: (o) => createOtelLoggerFromEnv(o), selectedByDefault: otlpEndpointConfigured },
   mlflow: { create: (o) => new MlflowLogger(o), selectedByDefault: () => getStringFromEnv('MLFLOW_TRACKING_URI') !== undefined },
+  wandb: { create: (o) => new WandbLogger(o), selectedByDefault: () => getStringFromEnv('WANDB_API_KEY') !== undefined && wandbModeFromEnv() === 'online' },
 };
 
 /** The backend names `createLoggerFromEnv` uses now. Throws on an unknown name in `RUNTEL_BACKENDS`. */
