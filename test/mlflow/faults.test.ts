@@ -62,7 +62,7 @@ describe('MLflow faults', () => {
 
   it('a slow server does not slow the training loop; the queue stays bounded and what overflows is counted', async () => {
     const proxy = await delayingProxy(server.port, 1500);
-    const logger = new MlflowLogger({ trackingUri: proxy.url, maxQueuedPoints: 5_000, onError: () => undefined });
+    const logger = new MlflowLogger({ trackingUri: proxy.url, maxQueuedPoints: 5_000, flushTimeoutMillis: 120_000, onError: () => undefined });
     const run = logger.startRun({ name: 'slow', experiment: 'slow' });
     let maxQueued = 0;
     const start = performance.now();

@@ -574,6 +574,8 @@ export interface MlflowHandle {
   stop(): Promise<void>;
   /** Stop, then start again on the same port with the same store (an outage and a recovery). */
   restart(): Promise<void>;
+  /** Stop the server, await `during` (the outage), then start it again on the same port and store. */
+  stopFor(during: () => Promise<void>): Promise<void>;
 }
 
 /** MLflow tracking server on a free loopback port with a temp SQLite store and artifact dir. */
@@ -646,19 +648,31 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
       await terminate(current);
       removeTempDir(dir);
     },
-    async restart() {
+    restart: async () => {
       await terminate(current);
-      // The old server's socket may linger for a moment: retry the same port briefly.
-      const deadline = Date.now() + 20_000;
-      for (;;) {
-        try {
-          current = await start(port);
-          return;
-        } catch (err) {
-          if (!(err instanceof StartError && err.addressInUse) || Date.now() > deadline) throw err;
-          await sleep(500);
-        }
+      await startAgain();
+    },
+    stopFor: async (during: () => Promise<void>) => {
+      await terminate(current);
+      try {
+        await during();
+      } finally {
+        await startAgain();
       }
     },
   };
+
+  async function startAgain(): Promise<void> {
+    // The old server's socket may linger for a moment: retry the same port briefly.
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        current = await start(port);
+        return;
+      } catch (err) {
+        if (!(err instanceof StartError && err.addressInUse) || Date.now() > deadline) throw err;
+        await sleep(500);
+      }
+    }
+  }
 }

@@ -6,47 +6,42 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { findRun, listRuns, readRun } from '../../backends/jsonl/store.js';
 import type { StoredRun } from '../../backends/jsonl/store.js';
-import type { RunBackend } from '../../core/RunBackend.js';
 import type { BackendFailure } from '../../core/errors.js';
 import { syncRuns } from '../../sync/syncRuns.js';
 import { CliError, dirOption, storeDir } from '../shared.js';
 
+type Target = 'mlflow' | 'wandb';
+
 interface SyncOptions {
-  to: 'mlflow';
+  to: Target;
   dir?: string;
   progress: boolean;
 }
 
 export function syncCommand(): Command {
   return new Command('sync')
-    .summary('upload runs from the local store to MLflow')
+    .summary('upload runs from the local store to MLflow or W&B')
     .description(
-      'Replay runs from the local JSONL store into MLflow: one run (id, id prefix or name), a run folder,\n' +
-        'or a whole store folder. Idempotent: run it twice and MLflow holds each run, param and metric\n' +
-        'point once (runs are found by their runtel.run_id tag). MLflow is configured by the usual\n' +
-        'environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.',
+      'Replay runs from the local JSONL store (offline or air-gapped training) into MLflow or W&B: one run\n' +
+        '(id, id prefix or name, with its child runs), a run folder, or a whole store folder. Idempotent:\n' +
+        'run it twice and each run, param and metric point is there once. MLflow finds runs by their\n' +
+        'runtel.run_id tag; W&B skips the history lines it already has.\n' +
+        'Configured by the usual environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or\n' +
+        'MLFLOW_TRACKING_TOKEN; WANDB_API_KEY, WANDB_BASE_URL, WANDB_PROJECT, WANDB_ENTITY.',
     )
     .argument('[run-or-dir]', 'a run id, id prefix or name in the store, a run folder, or a store folder (default: the whole store)')
-    .addOption(new Option('--to <backend>', 'where to upload').choices(['mlflow']).makeOptionMandatory())
+    .addOption(new Option('--to <backend>', 'where to upload').choices(['mlflow', 'wandb']).makeOptionMandatory())
     .addOption(dirOption())
     .option('--no-progress', 'no progress bar')
     .action(async (target: string | undefined, options: SyncOptions) => {
       const runs = selectRuns(target, options.dir);
       if (runs.length === 0) throw new CliError('nothing to sync: no runs found');
-      const failures: BackendFailure[] = [];
-      const backend = await createTarget(options.to, failures);
       const bar = options.progress && process.stderr.isTTY !== false
-        ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} events | run {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+        ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} {unit} | runs {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
         : undefined;
-      bar?.start(1, 0, { runs: '0/0' });
-      await syncRuns(runs, backend, {
-        onProgress: (p) => {
-          bar?.setTotal(Math.max(1, p.eventsTotal));
-          bar?.update(p.eventsDone, { runs: `${p.runsDone}/${p.runsTotal}` });
-        },
-      });
+      bar?.start(1, 0, { runs: `0/${runs.length}`, unit: options.to === 'mlflow' ? 'events' : 'points' });
+      const failures = options.to === 'mlflow' ? await syncToMlflow(runs, bar) : await syncToWandb(runs, bar);
       bar?.stop();
-      await backend.shutdown();
       const points = runs.reduce((n, r) => n + Object.values(r.record.metrics).reduce((m, s) => m + s.length, 0), 0);
       process.stdout.write(`synced ${runs.length} run${runs.length === 1 ? '' : 's'} (${points} metric points) to ${options.to}\n`);
       if (failures.length > 0) {
@@ -78,10 +73,28 @@ function selectRuns(target: string | undefined, dir: string | undefined): Stored
   return all.filter((r) => ids.has(r.record.id));
 }
 
-async function createTarget(to: 'mlflow', failures: BackendFailure[]): Promise<RunBackend> {
-  void to;
+type Bar = cliProgress.SingleBar | undefined;
+
+async function syncToMlflow(runs: StoredRun[], bar: Bar): Promise<BackendFailure[]> {
   const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
+  const failures: BackendFailure[] = [];
   const backend = new MlflowBackend({ findExistingRuns: true });
   backend.bindFailureReporter((f) => failures.push(f));
-  return backend;
+  await syncRuns(runs, backend, {
+    onProgress: (p) => {
+      bar?.setTotal(Math.max(1, p.eventsTotal));
+      bar?.update(p.eventsDone, { runs: `${p.runsDone}/${p.runsTotal}`, unit: 'events' });
+    },
+  });
+  await backend.shutdown();
+  return failures;
+}
+
+async function syncToWandb(runs: StoredRun[], bar: Bar): Promise<BackendFailure[]> {
+  const { syncRunsToWandb } = await import('../../wandb/sync.js');
+  const result = await syncRunsToWandb(runs, {}, (p) => {
+    bar?.setTotal(Math.max(1, p.totalPoints));
+    bar?.update(p.sentPoints + p.skippedPoints, { runs: `${runs.length}`, unit: 'points' });
+  });
+  return result.failures;
 }
