@@ -5,8 +5,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // runtel's crash handlers would end vitest's workers; tests that need them spawn a child process.
     env: { RUNTEL_EXIT_HANDLERS: 'false' },
-    testTimeout: 60_000,
+    testTimeout: 120_000,
     hookTimeout: 300_000,
     pool: 'forks',
+    // Two cores: test files that start MLflow, Jaeger or a collector each get a core.
+    maxWorkers: 2,
   },
 });

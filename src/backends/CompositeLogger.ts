@@ -14,8 +14,11 @@ export class CompositeBackend implements RunBackend {
   readonly children: readonly RunBackend[];
   private _reportFailure: ((failure: BackendFailure) => void) | undefined;
 
+  readonly retainsArtifactPaths: boolean;
+
   constructor(children: readonly RunBackend[]) {
     this.children = children;
+    this.retainsArtifactPaths = children.some((c) => c.retainsArtifactPaths === true);
   }
 
   onEvent(event: RunEvent): void {

@@ -9,6 +9,8 @@ import type { BackendLoggerOptions } from '../core/BackendLogger.js';
 
 export class InMemoryBackend implements RunBackend {
   readonly name = 'memory';
+  /** Artifact records point at the logged files; staged model copies stay readable. */
+  readonly retainsArtifactPaths = true;
   readonly events: RunEvent[] = [];
   readonly runs = new Map<string, RunRecord>();
 

@@ -42,7 +42,8 @@ export class BackendLogger implements Logger {
         this._runs.delete(run);
         untrackRun(run);
         // Staged model copies go once every backend has them; after a timeout they stay for the retries.
-        if (await this._bounded(this.backend.forceFlush(), 'forceFlush')) run.removeStagedFiles();
+        const delivered = await this._bounded(this.backend.forceFlush(), 'forceFlush');
+        if (delivered && this.backend.retainsArtifactPaths !== true) run.removeStagedFiles();
       },
     };
   }

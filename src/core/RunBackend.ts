@@ -18,6 +18,11 @@ export interface RunBackend {
    * Return undefined when this backend does not know the run.
    */
   resume?(runId: string): RunRecord | undefined;
+  /**
+   * True when the backend keeps artifact source paths for later reads (InMemory hands them to
+   * tests): staged model copies are then left in place instead of being deleted after the run.
+   */
+  readonly retainsArtifactPaths?: boolean;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
   /**

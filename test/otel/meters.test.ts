@@ -25,7 +25,7 @@ describe('OtelLogger instruments', () => {
     const gauge = metrics.get('ml.metric')!;
     expect(gauge.dataPointType).toBe(DataPointType.GAUGE);
     const base = { 'ml.run.id': run.id, 'ml.run.name': 'dash', 'ml.experiment.name': 'cifar' };
-    // A NaN latest value is not observed (OTLP/JSON cannot carry it): the series shows no value rather than a stale one.
+    // A NaN latest value is not observed (OTLP/JSON cannot carry it): a key with no finite value yet has no series.
     expect(points(gauge).map((p) => [p.attributes, p.value])).toEqual([[{ 'ml.metric.key': 'loss', ...base }, 0.5]]);
     expect(points(metrics.get('ml.run.step')).map((p) => [p.attributes, p.value])).toEqual([[base, 4]]);
     run.logMetrics({ acc: 0.2 }, { step: 5 });
