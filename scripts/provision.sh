@@ -15,7 +15,7 @@ JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_MODULE_VERSION=v1.76.0 # the Go module tag; the same commit is released as Jaeger v2.13.0
 JAEGER_VERSION=v2.13.0
 OTELCOL_VERSION=v0.140.0 # collector core + builder; contrib components are v0.140.1
-MLFLOW_VERSION=3.17.2 # 3.18.0 is listed, but its mlflow-skinny==3.18.0 is not served
+MLFLOW_VERSION=3.17.2 # with the [auth] extra (basic-auth app, for the credentials tests). 3.18.0 is listed, but its mlflow-skinny==3.18.0 is not served
 WANDB_VERSION=0.31.0
 # -------------------------------------------------------------------------------------------
 
@@ -256,12 +256,12 @@ make_venv() {
 }
 
 provision_mlflow() {
-  if venv_current mlflow mlflow "$MLFLOW_VERSION" && venv_current wandb wandb "$WANDB_VERSION" && [[ -x "$BIN/mlflow" ]]; then
+  if venv_current mlflow "mlflow[auth]" "$MLFLOW_VERSION" && venv_current wandb wandb "$WANDB_VERSION" && [[ -x "$BIN/mlflow" ]]; then
     log "mlflow: mlflow $MLFLOW_VERSION already installed ($CACHE/venv-mlflow, $BIN/mlflow)"
     log "wandb: wandb $WANDB_VERSION already installed ($CACHE/venv-wandb)"
     return 0
   fi
-  make_venv mlflow mlflow "$MLFLOW_VERSION" "$LOGS/mlflow-install.log" || return 1
+  make_venv mlflow "mlflow[auth]" "$MLFLOW_VERSION" "$LOGS/mlflow-install.log" || return 1
   local ver
   ver=$("$CACHE/venv-mlflow/bin/mlflow" --version 2>&1) || { fail "mlflow: 'mlflow --version' failed: $ver"; return 1; }
   grep -q "$MLFLOW_VERSION" <<<"$ver" || { fail "mlflow: unexpected version: $ver"; return 1; }

@@ -57,6 +57,8 @@ export interface MlflowClientOptions {
   retryTimeoutMillis?: number;
   /** Per attempt. Default 30000. */
   requestTimeoutMillis?: number;
+  /** Longest wait between two attempts (backoff doubles from 250 ms with jitter). Default 10000, so delivery resumes soon after an outage ends. */
+  retryMaxDelayMillis?: number;
   /** Called before each retry (for counting). */
   onRetry?: (error: MlflowError) => void;
 }
@@ -87,6 +89,7 @@ export class MlflowClient {
   private readonly _dispatcher: Dispatcher | undefined;
   private readonly _retryTimeoutMillis: number;
   private readonly _requestTimeoutMillis: number;
+  private readonly _retryMaxDelayMillis: number;
   private readonly _onRetry: ((error: MlflowError) => void) | undefined;
 
   constructor(options: MlflowClientOptions = {}) {
@@ -109,6 +112,7 @@ export class MlflowClient {
     }
     this._retryTimeoutMillis = options.retryTimeoutMillis ?? 600_000;
     this._requestTimeoutMillis = options.requestTimeoutMillis ?? 30_000;
+    this._retryMaxDelayMillis = options.retryMaxDelayMillis ?? 10_000;
     this._onRetry = options.onRetry;
   }
 
@@ -301,7 +305,7 @@ export class MlflowClient {
         maxRetryTime: this._retryTimeoutMillis,
         factor: 2,
         minTimeout: 250,
-        maxTimeout: 30_000,
+        maxTimeout: this._retryMaxDelayMillis,
         randomize: true,
         onFailedAttempt: async ({ error }) => {
           if (error instanceof MlflowError) {

@@ -579,7 +579,10 @@ export interface MlflowHandle {
 }
 
 /** MLflow tracking server on a free loopback port with a temp SQLite store and artifact dir. */
-export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<MlflowHandle> {
+/** The admin account of MLflow's basic-auth app (its defaults), for `startMlflow({ basicAuth: true })`. */
+export const MLFLOW_ADMIN = { username: 'admin', password: 'password1234' } as const;
+
+export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; basicAuth?: boolean } = {}): Promise<MlflowHandle> {
   const bin = requireBinary('mlflow');
   const timeoutMs = options.timeoutMs ?? 180_000;
   const dir = makeTempDir('mlflow');
@@ -601,6 +604,7 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
       artifacts,
       '--workers',
       '1',
+      ...(options.basicAuth === true ? ['--app-name', 'basic-auth'] : []),
     ];
     const proc = launch(bin, args, {
       logFile,
@@ -612,6 +616,8 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
         // MLflow 3.x otherwise starts a job runner with ~7 huey consumer processes (GenAI jobs we
         // do not use); on 2 cores that roughly doubles the start time.
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
+        // The basic-auth app signs its CSRF tokens with this; any fixed value will do for tests.
+        ...(options.basicAuth === true ? { MLFLOW_FLASK_SERVER_SECRET_KEY: 'runtel-tests' } : {}),
         ...options.env,
       },
     });
