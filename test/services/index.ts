@@ -579,8 +579,8 @@ export interface MlflowHandle {
 }
 
 /** MLflow tracking server on a free loopback port with a temp SQLite store and artifact dir. */
-/** The admin account of MLflow's basic-auth app (its defaults), for `startMlflow({ basicAuth: true })`. */
-export const MLFLOW_ADMIN = { username: 'admin', password: 'password1234' } as const;
+/** The admin account `startMlflow({ basicAuth: true })` bootstraps (MLflow ships no default password). */
+export const MLFLOW_ADMIN = { username: 'admin', password: 'runtel-Test-admin-8342' } as const;
 
 export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; basicAuth?: boolean } = {}): Promise<MlflowHandle> {
   const bin = requireBinary('mlflow');
@@ -617,7 +617,7 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
         // do not use); on 2 cores that roughly doubles the start time.
         MLFLOW_SERVER_ENABLE_JOB_EXECUTION: 'false',
         // The basic-auth app signs its CSRF tokens with this; any fixed value will do for tests.
-        ...(options.basicAuth === true ? { MLFLOW_FLASK_SERVER_SECRET_KEY: 'runtel-tests' } : {}),
+        ...(options.basicAuth === true ? { MLFLOW_FLASK_SERVER_SECRET_KEY: 'runtel-tests', MLFLOW_AUTH_ADMIN_PASSWORD: MLFLOW_ADMIN.password } : {}),
         ...options.env,
       },
     });
