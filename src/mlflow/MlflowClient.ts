@@ -8,6 +8,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { Agent, request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { getBooleanFromEnv, getStringFromEnv } from '../core/env.js';
+import { parseRetryAfter, redactUrl } from '../core/http.js';
 
 export type MlflowRunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
 
@@ -325,26 +326,4 @@ export function decodeStoredValue(value: number | string): number {
   if (n === Number.MAX_VALUE) return Infinity;
   if (n === -Number.MAX_VALUE) return -Infinity;
   return n;
-}
-
-function parseRetryAfter(header: string | string[] | undefined): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** A URL without userinfo or query (where tokens hide). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
-  }
 }

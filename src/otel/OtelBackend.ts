@@ -32,7 +32,7 @@ import type {
   RunStartedEvent,
   TagsEvent,
 } from '../core/events.js';
-import type { FailureReporter } from '../core/errors.js';
+import type { BackendFailure } from '../core/errors.js';
 import { getNumberFromEnv } from '../core/env.js';
 import { sha256Of } from '../core/artifacts.js';
 import {
@@ -166,8 +166,8 @@ function countLimit(option: number | undefined, envName: string): number {
 
 export class OtelBackend implements RunBackend {
   readonly name = 'otel';
-  /** Set by OtelLogger to its own reporter: asynchronous failures (artifact hashing, setup) go there. */
-  reporter: FailureReporter | undefined;
+  /** The owning logger's failure reporter: asynchronous failures (artifact hashing, setup) go there. */
+  private _report: ((failure: BackendFailure) => void) | undefined;
 
   private readonly _options: OtelBackendOptions;
   private readonly _spanLimit: number;
@@ -390,7 +390,7 @@ export class OtelBackend implements RunBackend {
     const work = sha256Of(event.path).then(
       (sha256) => this._emitArtifact(run, event, { [ATTR_ARTIFACT_SHA256]: sha256 }),
       (error: unknown) => {
-        this.reporter?.report({ backend: this.name, operation: 'artifact', error });
+        this._report?.({ backend: this.name, operation: 'artifact', error });
         this._emitArtifact(run, event, { [ATTR_ARTIFACT_ERROR]: error instanceof Error ? error.message : String(error) });
       },
     );
@@ -599,9 +599,13 @@ export class OtelBackend implements RunBackend {
     }
   }
 
+  bindFailureReporter(report: (failure: BackendFailure) => void): void {
+    this._report = report;
+  }
+
   private _warn(operation: string, message: string): void {
     const error = new Error(message);
-    if (this.reporter !== undefined) this.reporter.report({ backend: this.name, operation, error });
+    if (this._report !== undefined) this._report({ backend: this.name, operation, error });
     else process.stderr.write(`runtel: otel: ${message}\n`);
   }
 
@@ -631,7 +635,7 @@ export class OtelBackend implements RunBackend {
   }
 
   private _track(work: Promise<void>, also?: Set<Promise<void>>): void {
-    const tracked = work.catch((error: unknown) => this.reporter?.report({ backend: this.name, operation: 'onEvent', error }));
+    const tracked = work.catch((error: unknown) => this._report?.({ backend: this.name, operation: 'onEvent', error }));
     this._pending.add(tracked);
     also?.add(tracked);
     void tracked.finally(() => {

@@ -18,7 +18,6 @@ export class OtelLogger extends BackendLogger {
 
   constructor(options: OtelLoggerOptions = {}) {
     super(new OtelBackend(options), options);
-    this.backend.reporter = this._failures;
   }
 
   /** Log records (metric points and run records) that could not be delivered since this logger was created. */

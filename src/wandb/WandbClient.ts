@@ -9,6 +9,7 @@ import pRetry, { AbortError } from 'p-retry';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
 import { getStringFromEnv } from '../core/env.js';
+import { parseRetryAfter, redactUrl } from '../core/http.js';
 
 /** W&B's cloud: the product's default when `WANDB_BASE_URL` is unset. */
 export const DEFAULT_WANDB_BASE_URL = 'https://api.wandb.ai';
@@ -337,27 +338,5 @@ export class WandbClient {
     if (this._apiKey !== undefined && this._apiKey !== '') out = out.split(this._apiKey).join('***');
     if (this._authorization !== undefined) out = out.split(this._authorization.slice(6)).join('***');
     return out;
-  }
-}
-
-function parseRetryAfter(header: string | string[] | undefined): number | undefined {
-  const value = Array.isArray(header) ? header[0] : header;
-  if (value === undefined) return undefined;
-  const seconds = Number(value);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(value);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
-}
-
-/** A URL without userinfo or query (signed upload URLs carry their credentials in the query). */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    u.search = '';
-    return u.toString();
-  } catch {
-    return '(invalid URL)';
   }
 }

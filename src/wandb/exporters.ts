@@ -3,7 +3,7 @@
 // one W&B sender per base URL, entity and project, and ask W&B for each run before streaming it, so
 // an exporter restart continues a run's history instead of overwriting it.
 
-import { OtelRunSink, RunEventLogRecordExporter, RunEventSpanExporter } from '../otel/translate/RunEventExporters.js';
+import { OtelRunSink, RunEventLogRecordExporter, RunEventSpanExporter, sharedSink } from '../otel/translate/RunEventExporters.js';
 import type { BackendErrorHandler } from '../core/errors.js';
 import { getStringFromEnv } from '../core/env.js';
 import { DEFAULT_WANDB_BASE_URL } from './WandbClient.js';
@@ -14,18 +14,10 @@ export interface WandbExporterOptions extends WandbBackendOptions {
   onError?: BackendErrorHandler;
 }
 
-const sinks = new Map<string, OtelRunSink>();
-
-// The first exporter's options configure the sender shared with later exporters of the same target.
 function sinkFor(options: WandbExporterOptions): OtelRunSink {
   const base = (options.baseUrl ?? getStringFromEnv('WANDB_BASE_URL') ?? DEFAULT_WANDB_BASE_URL).replace(/\/+$/, '');
-  const key = [base, options.entity ?? getStringFromEnv('WANDB_ENTITY') ?? '', options.project ?? getStringFromEnv('WANDB_PROJECT') ?? ''].join('\0');
-  let sink = sinks.get(key);
-  if (sink === undefined || sink.isShutDown) {
-    sink = new OtelRunSink(new WandbBackend({ ...options, findExistingRuns: true }), options.onError);
-    sinks.set(key, sink);
-  }
-  return sink;
+  const key = ['wandb', base, options.entity ?? getStringFromEnv('WANDB_ENTITY') ?? '', options.project ?? getStringFromEnv('WANDB_PROJECT') ?? ''].join('\0');
+  return sharedSink(key, () => new OtelRunSink(new WandbBackend({ ...options, findExistingRuns: true }), options.onError));
 }
 
 export class WandbSpanExporter extends RunEventSpanExporter {

@@ -54,6 +54,21 @@ export class OtelRunSink {
   }
 }
 
+const sinks = new Map<string, OtelRunSink>();
+
+/**
+ * The sink shared by every exporter of one target (`key`), so a run's spans and records meet in one
+ * sender. The first exporter's options configure it; a sink that was shut down is replaced.
+ */
+export function sharedSink(key: string, create: () => OtelRunSink): OtelRunSink {
+  let sink = sinks.get(key);
+  if (sink === undefined || sink.isShutDown) {
+    sink = create();
+    sinks.set(key, sink);
+  }
+  return sink;
+}
+
 /**
  * Reports SUCCESS once the data is queued in the backend: its sender retries and counts failures
  * on its own, and waiting for the remote server here would hold the SDK's batch processor.
