@@ -30,7 +30,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe('MLflow faults', () => {
   it('MLflow stopped for 30 s mid-run and restarted on the same store: every point exactly once, status right', async () => {
     const failures: BackendFailure[] = [];
-    const logger = new MlflowLogger({ trackingUri: server.url, onError: (f) => failures.push(f) });
+    // finish() waits for the backlog the outage left (its default bound is 5 s).
+    const logger = new MlflowLogger({ trackingUri: server.url, flushTimeoutMillis: 120_000, onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'outage', experiment: 'outage' });
     let step = 0;
     const logFor = async (millis: number) => {
