@@ -12,11 +12,28 @@ export class InMemoryBackend implements RunBackend {
   /** Artifact records point at the logged files; staged model copies stay readable. */
   readonly retainsArtifactPaths = true;
   readonly events: RunEvent[] = [];
-  readonly runs = new Map<string, RunRecord>();
+  private readonly _runs = new Map<string, RunRecord>();
+  private _applied = 0;
 
   onEvent(event: RunEvent): void {
+    // Only recorded here; runs are rebuilt when read, which keeps logging at one push per call.
     this.events.push(event);
-    this.runs.set(event.runId, applyEvent(this.runs.get(event.runId), event));
+  }
+
+  /** The runs rebuilt from every event so far, by id. */
+  get runs(): Map<string, RunRecord> {
+    for (; this._applied < this.events.length; this._applied++) {
+      const event = this.events[this._applied]!;
+      this._runs.set(event.runId, applyEvent(this._runs.get(event.runId), event));
+    }
+    return this._runs;
+  }
+
+  /** Forgets everything recorded so far. */
+  clear(): void {
+    this.events.length = 0;
+    this._runs.clear();
+    this._applied = 0;
   }
 
   resume(runId: string): RunRecord | undefined {
@@ -57,7 +74,6 @@ export class InMemoryLogger extends BackendLogger {
 
   /** Forgets everything recorded so far. */
   reset(): void {
-    this.backend.events.length = 0;
-    this.backend.runs.clear();
+    this.backend.clear();
   }
 }

@@ -25,7 +25,7 @@ export interface MlflowBackendOptions extends MlflowClientOptions {
   maxKeyLength?: number;
   maxParamValueLength?: number;
   maxTagValueLength?: number;
-  /** Requests in flight at once, across runs. Default 4. */
+  /** Requests in flight at once, across runs. Default 2: one is sent while the server works on the other (more only queues on a SQLite-backed server). */
   maxConcurrentRequests?: number;
   /** Points queued before new points are dropped (and counted). Default 1,000,000. */
   maxQueuedPoints?: number;
@@ -99,7 +99,7 @@ export class MlflowBackend implements RunBackend {
       maxKeyLength: options.maxKeyLength ?? 250,
       maxParamValueLength: options.maxParamValueLength ?? 6000,
       maxTagValueLength: options.maxTagValueLength ?? 8000,
-      maxConcurrentRequests: options.maxConcurrentRequests ?? 4,
+      maxConcurrentRequests: options.maxConcurrentRequests ?? 2,
       maxQueuedPoints: options.maxQueuedPoints ?? 1_000_000,
       findExistingRuns: options.findExistingRuns ?? false,
     };
