@@ -48,6 +48,8 @@ interface RunState {
   started: RunStartedEvent | undefined;
   metrics: MlflowMetric[];
   params: MlflowKeyValue[];
+  /** Every param queued for this run, so none is sent twice. */
+  paramValues: Map<string, string>;
   tags: MlflowKeyValue[];
   artifacts: ArtifactEvent[];
   finish: { status: MlflowRunStatus; endTime: number } | undefined;
@@ -133,12 +135,12 @@ export class MlflowBackend implements RunBackend {
         run.started = event;
         run.done = false;
         run.finish = undefined;
-        for (const [key, value] of Object.entries(event.params)) run.params.push({ key, value });
+        this._queueParams(run, event.params);
         for (const [key, value] of Object.entries(event.tags)) run.tags.push({ key, value });
         run.created = this._createRun(run, event);
         break;
       case 'params':
-        for (const [key, value] of Object.entries(event.params)) run.params.push({ key, value });
+        this._queueParams(run, event.params);
         break;
       case 'tags':
         for (const [key, value] of Object.entries(event.tags)) run.tags.push({ key, value });
@@ -231,11 +233,21 @@ export class MlflowBackend implements RunBackend {
 
   // --- sender ---
 
+  // MLflow answers 400 to a batch that names a param twice: a param already queued or sent with the
+  // same value (a replay, a resent OTLP batch) is not queued again.
+  private _queueParams(run: RunState, params: Record<string, string>): void {
+    for (const [key, value] of Object.entries(params)) {
+      if (run.paramValues.get(key) === value) continue;
+      run.paramValues.set(key, value);
+      run.params.push({ key, value });
+    }
+  }
+
   private _state(runtelId: string): RunState {
     let run = this._runs.get(runtelId);
     if (run === undefined) {
       run = {
-        runtelId, created: undefined, started: undefined, metrics: [], params: [], tags: [], artifacts: [],
+        runtelId, created: undefined, started: undefined, metrics: [], params: [], paramValues: new Map(), tags: [], artifacts: [],
         finish: undefined, inflight: 0, tagsInflight: false, artifactInflight: false, dead: false, done: false,
       };
       this._runs.set(runtelId, run);

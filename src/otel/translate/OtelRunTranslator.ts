@@ -49,6 +49,8 @@ export interface TranslatorStats {
 
 interface RunMemo {
   started: boolean;
+  /** Started from a record other than ml.run.start (pipelines reorder): the real one may still come. */
+  provisional: boolean;
   finished: boolean;
   startTime: number;
   /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
@@ -115,6 +117,12 @@ export class OtelRunTranslator {
       }
       const memo = this._memo(runId);
       if (!memo.started) out.push(this._started(runId, span.attributes, span.startMillis, memo));
+      else if (memo.provisional) {
+        // No ml.run.start came: the span carries the params and tags.
+        memo.provisional = false;
+        const params = prefixed(span.attributes, PARAM_PREFIX);
+        if (Object.keys(params).length > 0) out.push({ type: 'params', runId, time: span.startMillis, params });
+      }
       if (!memo.finished) {
         memo.finished = true;
         const status = asStatus(span.attributes[ATTR_RUN_STATUS]) ?? (span.status.code === SPAN_STATUS_ERROR ? 'failed' : 'success');
@@ -135,6 +143,15 @@ export class OtelRunTranslator {
     switch (eventName) {
       case EVENT_RUN_START: {
         const resumed = a[ATTR_RUN_RESUMED] === true || a[ATTR_RUN_RESUMED] === 'true';
+        if (memo.provisional) {
+          // The run was started from a later record; its params and tags arrive now.
+          memo.provisional = false;
+          const params = prefixed(a, PARAM_PREFIX);
+          const tags = prefixed(a, TAG_PREFIX);
+          if (Object.keys(params).length > 0) out.push({ type: 'params', runId, time: record.timeMillis, params });
+          if (Object.keys(tags).length > 0) out.push({ type: 'tags', runId, time: record.timeMillis, tags });
+          return;
+        }
         if (memo.started && !(resumed && memo.finished)) return this._duplicate();
         if (resumed) memo.finished = false;
         const event = this._started(runId, a, record.timeMillis, memo);
@@ -199,9 +216,15 @@ export class OtelRunTranslator {
     }
   }
 
-  // A record that arrives before its run's ml.run.start (pipelines reorder) still needs a run.
+  // A record that arrives before its run's ml.run.start (pipelines reorder) still needs a run. It
+  // takes the identity the record carries, but not its params or tags: those follow as their own event.
   private _ensureStarted(runId: string, a: Record<string, unknown>, time: number, memo: RunMemo, out: RunEvent[]): void {
-    if (!memo.started) out.push(this._started(runId, a, time, memo));
+    if (memo.started) return;
+    const event = this._started(runId, a, time, memo);
+    event.params = {};
+    event.tags = {};
+    memo.provisional = true;
+    out.push(event);
   }
 
   private _started(runId: string, a: Record<string, unknown>, time: number, memo: RunMemo): RunStartedEvent {
@@ -224,7 +247,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, finished: false, startTime: 0, seen: new Set() };
+      memo = { started: false, provisional: false, finished: false, startTime: 0, seen: new Set() };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) this._runs.delete(this._runs.keys().next().value!);
     }

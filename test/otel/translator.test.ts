@@ -1,0 +1,64 @@
+// The shared OTel → run-event translator on records in the orders and shapes pipelines deliver.
+import { describe, expect, it } from 'vitest';
+import { OtelRunTranslator } from '../../src/index.js';
+import type { OtelLogInput } from '../../src/otel/translate/inputs.js';
+
+const id = 'a'.repeat(32);
+const rec = (eventName: string | undefined, attributes: Record<string, unknown>, timeMillis = 1000): OtelLogInput => ({ eventName, attributes: { 'ml.run.id': id, ...attributes }, timeMillis });
+const start = rec('ml.run.start', { 'ml.run.name': 'r', 'ml.experiment.name': 'e', 'ml.param.lr': '0.1', 'ml.tag.team': 'ml' });
+
+describe('OtelRunTranslator', () => {
+  it('turns records into the run events, merging points of one step', () => {
+    const t = new OtelRunTranslator();
+    const events = t.logs([
+      start,
+      rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 0.5, 'ml.metric.step': 3 }, 1001),
+      rec('ml.metric', { 'ml.metric.key': 'acc', 'ml.metric.value': 'NaN', 'ml.metric.step': '3' }, 1001),
+      rec('ml.run.end', { 'ml.run.status': 'failed', 'exception.type': 'Error', 'exception.message': 'boom' }, 2000),
+    ]);
+    expect(events).toEqual([
+      { type: 'run_started', runId: id, name: 'r', experiment: 'e', startTime: 1000, params: { lr: '0.1' }, tags: { team: 'ml' } },
+      { type: 'metrics', runId: id, step: 3, timestamp: 1001, values: { loss: 0.5, acc: NaN } },
+      { type: 'run_finished', runId: id, endTime: 2000, status: 'failed', error: { type: 'Error', message: 'boom' } },
+    ]);
+  });
+
+  it('a resent batch adds nothing', () => {
+    const t = new OtelRunTranslator();
+    const batch = [start, rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 1, 'ml.metric.step': 0 }, 1001)];
+    expect(t.logs(batch)).toHaveLength(2);
+    expect(t.logs(batch)).toEqual([]);
+  });
+
+  it('records before their ml.run.start: the run starts without their params, which follow once each', () => {
+    const t = new OtelRunTranslator();
+    const events = t.logs([
+      rec('ml.params', { 'ml.param.batch': '32' }, 1001),
+      rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 1, 'ml.metric.step': 0 }, 1002),
+      start,
+    ]);
+    expect(events.map((e) => e.type)).toEqual(['run_started', 'params', 'metrics', 'params', 'tags']);
+    expect(events[0]).toMatchObject({ params: {}, tags: {} });
+    expect(events[1]).toMatchObject({ params: { batch: '32' } });
+    expect(events[3]).toMatchObject({ params: { lr: '0.1' } });
+    expect(events[4]).toMatchObject({ tags: { team: 'ml' } });
+    expect(t.logs([start])).toEqual([]);
+  });
+
+  it('takes the event name from an event.name attribute (older SDKs) and ignores records that are not runtel\'s', () => {
+    const t = new OtelRunTranslator();
+    const events = t.logs([
+      { eventName: undefined, attributes: { 'event.name': 'ml.run.start', 'ml.run.id': id, 'ml.run.name': 'old' }, timeMillis: 5 },
+      { eventName: 'http.request', attributes: { 'ml.run.id': id }, timeMillis: 6 },
+      { eventName: undefined, attributes: { foo: 1 }, timeMillis: 7 },
+    ]);
+    expect(events).toEqual([{ type: 'run_started', runId: id, name: 'old', experiment: 'default', startTime: 5, params: {}, tags: {} }]);
+    expect(t.stats().ignored).toBe(2);
+  });
+
+  it('a bad record is counted, not thrown', () => {
+    const t = new OtelRunTranslator();
+    expect(t.logs([start, rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 'high', 'ml.metric.step': 0 })])).toHaveLength(1);
+    expect(t.stats().rejected).toBe(1);
+  });
+});
