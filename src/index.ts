@@ -89,3 +89,7 @@ export type { WandbExporterOptions } from './wandb/exporters.js';
 export { syncRunToWandb, syncRunsToWandb } from './wandb/sync.js';
 export type { WandbSyncProgress, WandbSyncResult } from './wandb/sync.js';
 export { wandbRunId } from './wandb/history.js';
+export { createBridge, RuntelBridge, bridgeBackendsFromEnv, artifactTagKey, ARTIFACT_TAG_PREFIX, DEFAULT_BRIDGE_HOST, DEFAULT_BRIDGE_PORT } from './bridge/Bridge.js';
+export type { BridgeOptions, BridgeStats } from './bridge/Bridge.js';
+export type { RunFinder, RunIdentity } from './bridge/RunDirectory.js';
+export { logInputsFromOtlp, spanInputsFromOtlp } from './otel/translate/otlpInputs.js';

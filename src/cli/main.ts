@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { bridgeCommand } from './commands/bridge.js';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand } from './commands/ls.js';
 import { showCommand } from './commands/show.js';
@@ -27,7 +28,8 @@ function createProgram(): Command {
     .addCommand(demoCommand())
     .addCommand(lsCommand())
     .addCommand(showCommand())
-    .addCommand(syncCommand());
+    .addCommand(syncCommand())
+    .addCommand(bridgeCommand());
 }
 
 try {

@@ -145,6 +145,22 @@ export class MlflowClient {
     }
   }
 
+  /** Every active experiment: id → name (all pages). */
+  async searchExperiments(): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let pageToken: string | undefined;
+    do {
+      const page = await this._call<{ experiments?: Array<{ experiment_id: string; name: string }>; next_page_token?: string }>('POST', 'experiments/search', {
+        max_results: 1000,
+        view_type: 'ACTIVE_ONLY',
+        ...(pageToken !== undefined ? { page_token: pageToken } : {}),
+      });
+      for (const e of page.experiments ?? []) out.set(e.experiment_id, e.name);
+      pageToken = page.next_page_token;
+    } while (pageToken);
+    return out;
+  }
+
   async getExperimentName(experimentId: string): Promise<string> {
     const res = await this._call<{ experiment: { name: string } }>('GET', `experiments/get?experiment_id=${encodeURIComponent(experimentId)}`);
     return res.experiment.name;

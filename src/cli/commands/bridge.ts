@@ -1,0 +1,74 @@
+// `runtel bridge serve`: the OTLP/HTTP → MLflow / W&B bridge (src/bridge), until SIGINT or SIGTERM.
+
+import { Command, Option } from 'commander';
+import { CliError, integerArg } from '../shared.js';
+
+interface ServeOptions {
+  host?: string;
+  port?: number;
+  allowInsecure?: boolean;
+  flushTimeout: number;
+}
+
+export function bridgeCommand(): Command {
+  const serve = new Command('serve')
+    .summary('receive OTLP/HTTP (a Collector or SDKs) and forward runs to MLflow and/or W&B')
+    .description(
+      "Receive OTLP/HTTP on /v1/traces, /v1/logs and /v1/metrics (protobuf or JSON, gzip or not), turn runtel's " +
+        'ml.* spans and log records into runs, and forward them to MLflow (MLFLOW_TRACKING_URI) and/or W&B (WANDB_API_KEY).',
+    )
+    .option('--host <host>', `address to listen on (default: $RUNTEL_BRIDGE_HOST, else 127.0.0.1)`)
+    .option('--port <port>', 'port to listen on, 0 for any free one (default: $RUNTEL_BRIDGE_PORT, else 4320)', integerArg(0))
+    .addOption(new Option('--allow-insecure', 'listen on a non-loopback address without RUNTEL_BRIDGE_TOKEN (behind a trusted network only)'))
+    .option('--flush-timeout <ms>', 'on SIGINT/SIGTERM, how long to keep delivering what was accepted', integerArg(0), 30_000)
+    .addHelpText(
+      'after',
+      '\nEnvironment:\n' +
+        '  MLFLOW_TRACKING_URI (+ MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, MLFLOW_EXPERIMENT_NAME)   MLflow target\n' +
+        '  WANDB_API_KEY (+ WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT)                           W&B target\n' +
+        '  RUNTEL_BRIDGE_TOKEN   clients must send Authorization: Bearer <token> (required off loopback)\n' +
+        '\nHealth: GET /healthz (alive), GET /readyz (ready for data). See docs/bridge.md.',
+    )
+    .action(async (options: ServeOptions) => {
+      const { createBridge } = await import('../../bridge/Bridge.js');
+      const bridge = await createBridge({
+        ...(options.host !== undefined ? { host: options.host } : {}),
+        ...(options.port !== undefined ? { port: options.port } : {}),
+        ...(options.allowInsecure === true ? { allowInsecure: true } : {}),
+      }).catch((error: unknown) => {
+        throw new CliError(`bridge: ${error instanceof Error ? error.message : String(error)}`);
+      });
+      const auth = (process.env.RUNTEL_BRIDGE_TOKEN ?? '').trim() !== '' ? 'bearer token required' : 'no token';
+      process.stderr.write(`runtel bridge: listening on ${bridge.url} (${auth}), forwarding to ${bridge.targets.join(' and ')}\n`);
+
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) {
+            process.stderr.write(`runtel bridge: ${signal} again, exiting without waiting for delivery\n`);
+            process.exit(130);
+          }
+          stopping = true;
+          process.stderr.write(`runtel bridge: ${signal}, delivering what was accepted (up to ${options.flushTimeout} ms)…\n`);
+          const timer = setTimeout(() => {
+            process.stderr.write('runtel bridge: flush timeout, exiting; data not yet delivered is lost (the sender was told it arrived)\n');
+            process.exit(1);
+          }, options.flushTimeout);
+          timer.unref();
+          void bridge
+            .close()
+            .catch((error: unknown) => process.stderr.write(`runtel bridge: ${error instanceof Error ? error.message : String(error)}\n`))
+            .then(() => {
+              clearTimeout(timer);
+              const stats = bridge.stats();
+              process.stderr.write(`runtel bridge: stopped (${stats.logRecords} log records, ${stats.spans} spans, ${stats.events} run events forwarded)\n`);
+              resolve();
+            });
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+    });
+
+  return new Command('bridge').summary('OTLP → MLflow / W&B bridge').description('Forward runs sent as OpenTelemetry (OTLP/HTTP) to MLflow and W&B.').addCommand(serve);
+}

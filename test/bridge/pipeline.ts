@@ -1,0 +1,119 @@
+// The real pipeline for the end-to-end bridge tests: OtelLogger (OTLP/HTTP protobuf exporters) →
+// otelcol-runtel (otlp receiver → batch → otlphttp exporter, protobuf + gzip, with retry_on_failure
+// and a sending queue) → the bridge → MLflow.
+
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { LoggerProvider } from '@opentelemetry/sdk-logs';
+import { MeterProvider } from '@opentelemetry/sdk-metrics';
+import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { OtelLogger } from '../../src/otel/OtelLogger.js';
+import { CountingBatchLogRecordProcessor } from '../../src/otel/CountingBatchLogRecordProcessor.js';
+import type { MlflowClient } from '../../src/mlflow/MlflowClient.js';
+import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
+import { freePort, startCollector } from '../services/index.js';
+import type { CollectorHandle } from '../services/index.js';
+
+/** A collector whose logs and traces pipelines forward to `bridgeUrl`; returns it and its OTLP/HTTP base URL. */
+export async function startBridgeCollector(bridgeUrl: string, encoding: 'proto' | 'json' = 'proto'): Promise<{ collector: CollectorHandle; otlpUrl: string }> {
+  const [otlpHttp, health] = [await freePort(), await freePort()];
+  // otlphttp: protobuf (its default) or JSON, gzip (its default). Several consumers: batches may arrive out of order.
+  const config = `
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:${otlpHttp}
+processors:
+  batch:
+    timeout: 200ms
+exporters:
+  otlphttp/bridge:
+    endpoint: ${bridgeUrl}
+    encoding: ${encoding}
+    retry_on_failure:
+      enabled: true
+      initial_interval: 500ms
+      max_interval: 2s
+      max_elapsed_time: 300s
+    sending_queue:
+      enabled: true
+      num_consumers: 4
+      queue_size: 5000
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:${health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+    logs:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlphttp/bridge]
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [otlphttp/bridge]
+`;
+  const collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
+  return { collector, otlpUrl: `http://127.0.0.1:${otlpHttp}` };
+}
+
+export interface Emitter {
+  logger: OtelLogger;
+  processor: CountingBatchLogRecordProcessor;
+  shutdown(): Promise<void>;
+}
+
+/** runtel's OtelLogger with startOtel-style providers, exporting OTLP/HTTP protobuf to `otlpUrl`. */
+export function otelEmitter(otlpUrl: string, serviceName: string): Emitter {
+  const resource = resourceFromAttributes({ 'service.name': serviceName });
+  const tracerProvider = new BasicTracerProvider({
+    resource,
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${otlpUrl}/v1/traces` }), { scheduledDelayMillis: 200 })],
+  });
+  const processor = new CountingBatchLogRecordProcessor({ exporter: new OTLPLogExporter({ url: `${otlpUrl}/v1/logs` }), scheduledDelayMillis: 200 });
+  const loggerProvider = new LoggerProvider({ resource, processors: [processor] });
+  const meterProvider = new MeterProvider({ resource });
+  const logger = new OtelLogger({ tracerProvider, loggerProvider, meterProvider, delivery: processor, exclusiveProcessor: processor, flushTimeoutMillis: 60_000 });
+  return {
+    logger,
+    processor,
+    shutdown: async () => {
+      await logger.shutdown();
+      await Promise.all([tracerProvider.forceFlush(), loggerProvider.forceFlush()]);
+      await Promise.all([tracerProvider.shutdown(), loggerProvider.shutdown(), meterProvider.shutdown()]);
+    },
+  };
+}
+
+/** Every run (any lifecycle) of an experiment carrying `runtel.run_id` = `runtelId`. */
+export async function mlflowRunsFor(client: MlflowClient, experiment: string, runtelId: string): Promise<MlflowRun[]> {
+  const id = await client.getExperimentIdByName(experiment);
+  if (id === undefined) return [];
+  return client.searchRuns([id], `tags.\`runtel.run_id\` = '${runtelId}'`, 'ALL');
+}
+
+export function tagsOf(run: MlflowRun): Record<string, string> {
+  return Object.fromEntries((run.data.tags ?? []).map((t) => [t.key, t.value]));
+}
+
+export function paramsOf(run: MlflowRun): Record<string, string> {
+  return Object.fromEntries((run.data.params ?? []).map((t) => [t.key, t.value]));
+}
+
+/** Runs tagged `runtel.run_id` = `runtelId` in every experiment of the server (any lifecycle): a duplicate anywhere shows here. */
+export async function runsTaggedAnywhere(client: MlflowClient, trackingUri: string, runtelId: string): Promise<MlflowRun[]> {
+  const res = await fetch(`${trackingUri}/api/2.0/mlflow/experiments/search`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ max_results: 1000, view_type: 'ALL' }),
+  });
+  const { experiments } = (await res.json()) as { experiments?: Array<{ experiment_id: string }> };
+  const ids = (experiments ?? []).map((e) => e.experiment_id);
+  return ids.length === 0 ? [] : client.searchRuns(ids, `tags.\`runtel.run_id\` = '${runtelId}'`, 'ALL');
+}
