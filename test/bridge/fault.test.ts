@@ -27,9 +27,10 @@ let port = 0;
 let bridge: ChildProcess | undefined;
 const bridgeOutput: string[] = [];
 
-/** `runtel bridge serve` from the sources (tsx), forwarding to the test's MLflow. */
+/** `runtel bridge serve` (the built CLI), forwarding to the test's MLflow. */
 async function startBridge(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', resolve('src/cli/main.ts'), 'bridge', 'serve', '--port', String(port), '--flush-timeout', '60000'], {
+  // The built CLI, as users run it (npm test builds before vitest).
+  const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'bridge', 'serve', '--port', String(port), '--flush-timeout', '60000'], {
     env: { ...process.env, MLFLOW_TRACKING_URI: mlflow!.url, WANDB_API_KEY: '', RUNTEL_BRIDGE_TOKEN: '', RUNTEL_BRIDGE_HOST: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -90,7 +91,8 @@ describe('bridge outage and restart', () => {
     await train(3_000);
     // The run is in MLflow before the outage.
     await poll('the run in MLflow', async () => ((await mlflowRunsFor(client, EXPERIMENT, main.id)).length === 1 ? true : undefined), 30_000);
-    expect(await stopBridge(bridge!)).toBe(0);
+    const code = await stopBridge(bridge!);
+    expect(code, `the bridge exited ${code} on SIGTERM; its output: ${bridgeOutput.join("").slice(-2000)}`).toBe(0);
     const outageStart = Date.now();
     await train(OUTAGE_MS / 2);
     const nested = emitter.logger.startRun({ name: 'during-outage', experiment: EXPERIMENT, parent: main });
