@@ -13,7 +13,6 @@
 // Each MLflow case gets a fresh server and store, on tmpfs when there is one.
 // Run: npx tsx bench/bridge-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow`)
 
-import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { Agent, request as httpRequest } from 'node:http';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -21,23 +20,16 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { InMemoryLogRecordExporter, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { request } from 'undici';
 import { createBridge } from '../src/bridge/Bridge.js';
 import { OtlpCodec } from '../src/bridge/otlp/codec.js';
 import type { RunBackend } from '../src/core/RunBackend.js';
 import type { RunEvent } from '../src/core/events.js';
-import { MlflowClient } from '../src/mlflow/MlflowClient.js';
 import { EVENT_METRIC, EVENT_RUN_END, EVENT_RUN_START } from '../src/otel/conventions.js';
 import { CountingBatchLogRecordProcessor } from '../src/otel/CountingBatchLogRecordProcessor.js';
 import { OtelLogger } from '../src/otel/OtelLogger.js';
 import { OtelRunTranslator } from '../src/otel/translate/OtelRunTranslator.js';
 import { logInputsFromOtlp } from '../src/otel/translate/otlpInputs.js';
-import { startMlflow } from '../test/services/index.js';
-import type { MlflowHandle } from '../test/services/index.js';
-
-// MLflow's SQLite store fsyncs every commit: on a VM's disk that jitter swamps the comparison, so the
-// servers keep their stores on tmpfs when there is one (TMPDIR overrides).
-if (process.env.TMPDIR === undefined && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+import { ceilingCase, withServer } from './mlflow-server.js';
 
 const keys = Number(process.argv[2] ?? 10);
 const steps = Number(process.argv[3] ?? 10_000);
@@ -147,17 +139,6 @@ async function sendAll(url: string, bodies: Buffer[], concurrency: number): Prom
   return { retries, waitedMillis };
 }
 
-async function withServer<T>(work: (server: MlflowHandle, client: MlflowClient) => Promise<T>): Promise<T> {
-  const server = await startMlflow();
-  const client = new MlflowClient({ trackingUri: server.url });
-  try {
-    return await work(server, client);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
-}
-
 // ---- (A) collector → bridge → MLflow ----------------------------------------------------------
 
 interface BridgeResult {
@@ -205,39 +186,6 @@ async function bridgeCase(bodies: Bodies): Promise<BridgeResult> {
 }
 
 // ---- (B) the server's ceiling: raw log-batch, pre-built bodies ---------------------------------
-
-async function ceilingCase(concurrency: number): Promise<number> {
-  return withServer(async (server, client) => {
-    const experimentId = await client.getOrCreateExperiment('bench-ceiling');
-    const info = await client.createRun({ experiment_id: experimentId, run_name: `ceiling-${concurrency}`, start_time: Date.now(), tags: [] });
-    const bodies: string[] = [];
-    const base = Date.now();
-    let batch: unknown[] = [];
-    for (let step = 0; step < steps; step++) {
-      for (let k = 0; k < keys; k++) {
-        batch.push({ key: `metric_${k}`, value: step * 0.001 + k, timestamp: base + step, step });
-        if (batch.length === 1000) {
-          bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
-          batch = [];
-        }
-      }
-    }
-    if (batch.length > 0) bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
-    const start = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < bodies.length) {
-          const body = bodies[next++]!;
-          const res = await request(`${server.url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-          if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
-          await res.body.dump();
-        }
-      }),
-    );
-    return points / ((performance.now() - start) / 1000);
-  });
-}
 
 // ---- (C) the bridge's own cost, null sink -----------------------------------------------------
 
@@ -319,7 +267,7 @@ let ceilingConcurrency = 1;
 let calibration = 0;
 // ×8 never beat ×1–×4 on a SQLite store (see bench/mlflow-ingest.ts); left out to keep the run short.
 for (const concurrency of [1, 2, 4]) {
-  const v = await ceilingCase(concurrency);
+  const v = await ceilingCase(keys, steps, concurrency);
   console.log(`  calibration: (B) ×${concurrency} ${fmt(v)}`);
   if (v > calibration) [calibration, ceilingConcurrency] = [v, concurrency];
 }
@@ -327,7 +275,7 @@ let bestA: BridgeResult = { pointsPerSecond: 0, postSeconds: 0, retries: 0 };
 let bestB = 0;
 for (let rep = 1; rep <= repeats; rep++) {
   const a = await bridgeCase(bodies);
-  const b = await ceilingCase(ceilingConcurrency);
+  const b = await ceilingCase(keys, steps, ceilingConcurrency);
   console.log(`  round ${rep}: (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (B) ×${ceilingConcurrency} ${fmt(b)}`);
   if (a.pointsPerSecond > bestA.pointsPerSecond) bestA = a;
   bestB = Math.max(bestB, b);

@@ -9,33 +9,16 @@
 // Run: npx tsx bench/mlflow-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow`)
 
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
-import { MlflowClient, MlflowLogger } from '../src/index.js';
-import { mlflowPython, startMlflow } from '../test/services/index.js';
-import type { MlflowHandle } from '../test/services/index.js';
-
-// MLflow's SQLite store fsyncs every commit: on a VM's disk that jitter swamps the comparison, so the
-// servers keep their stores on tmpfs when there is one (TMPDIR overrides).
-if (process.env.TMPDIR === undefined && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+import { MlflowLogger } from '../src/index.js';
+import { mlflowPython } from '../test/services/index.js';
+import { ceilingCase, withServer } from './mlflow-server.js';
 
 const keys = Number(process.argv[2] ?? 10);
 const steps = Number(process.argv[3] ?? 10_000);
 const points = keys * steps;
 
 const results: Array<{ name: string; pointsPerSecond: number }> = [];
-
-async function withServer<T>(work: (server: MlflowHandle, client: MlflowClient) => Promise<T>): Promise<T> {
-  const server = await startMlflow();
-  const client = new MlflowClient({ trackingUri: server.url });
-  try {
-    return await work(server, client);
-  } finally {
-    await client.close();
-    await server.stop();
-  }
-}
 
 async function runtelCase(): Promise<number> {
   return withServer(async (server) => {
@@ -64,52 +47,19 @@ async function pythonCase(mode: 'sync' | 'async'): Promise<number> {
 }
 
 // Pre-built bodies: only HTTP and the server's work are timed.
-async function ceilingCase(concurrency: number): Promise<number> {
-  return withServer(async (server, client) => {
-    const experimentId = await client.getOrCreateExperiment('bench-ceiling');
-    const info = await client.createRun({ experiment_id: experimentId, run_name: `ceiling-${concurrency}`, start_time: Date.now(), tags: [] });
-    const bodies: string[] = [];
-    const base = Date.now();
-    let batch: unknown[] = [];
-    for (let step = 0; step < steps; step++) {
-      for (let k = 0; k < keys; k++) {
-        batch.push({ key: `metric_${k}`, value: step * 0.001 + k, timestamp: base + step, step });
-        if (batch.length === 1000) {
-          bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
-          batch = [];
-        }
-      }
-    }
-    if (batch.length > 0) bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
-    const start = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < bodies.length) {
-          const body = bodies[next++]!;
-          const res = await request(`${server.url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-          if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
-          await res.body.dump();
-        }
-      }),
-    );
-    return points / ((performance.now() - start) / 1000);
-  });
-}
-
 // First the ceiling's best concurrency is found; then every case runs once per round, interleaved,
 // and each case's best round counts (the same number of tries for each, so none is favoured).
 const repeats = Number(process.env.BENCH_REPEATS ?? 2);
 let ceilingConcurrency = 1;
 let calibration = 0;
 for (const concurrency of [1, 2, 4, 8]) {
-  const v = await ceilingCase(concurrency);
+  const v = await ceilingCase(keys, steps, concurrency);
   console.log(`  calibration: (d) ×${concurrency} ${fmt(v)}`);
   if (v > calibration) [calibration, ceilingConcurrency] = [v, concurrency];
 }
 const best = { a: 0, b: 0, c: 0, d: 0 };
 for (let rep = 1; rep <= repeats; rep++) {
-  const round = { a: await runtelCase(), b: await pythonCase('sync'), c: await pythonCase('async'), d: await ceilingCase(ceilingConcurrency) };
+  const round = { a: await runtelCase(), b: await pythonCase('sync'), c: await pythonCase('async'), d: await ceilingCase(keys, steps, ceilingConcurrency) };
   console.log(`  round ${rep}: (a) ${fmt(round.a)}  (b) ${fmt(round.b)}  (c) ${fmt(round.c)}  (d) ×${ceilingConcurrency} ${fmt(round.d)}`);
   for (const k of ['a', 'b', 'c', 'd'] as const) best[k] = Math.max(best[k], round[k]);
 }

@@ -1,0 +1,58 @@
+// What the MLflow benchmarks share: a fresh server per case (store on tmpfs), and the server's
+// ceiling, raw log-batch requests of 1000 metrics with pre-built bodies.
+
+import { existsSync } from 'node:fs';
+import { request } from 'undici';
+import { MlflowClient } from '../src/index.js';
+import { startMlflow } from '../test/services/index.js';
+import type { MlflowHandle } from '../test/services/index.js';
+
+// MLflow's SQLite store fsyncs every commit: on a VM's disk that jitter swamps the comparison, so the
+// servers keep their stores on tmpfs when there is one (TMPDIR overrides).
+if (process.env.TMPDIR === undefined && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
+
+/** Runs `work` against a fresh MLflow server, stopped afterwards. */
+export async function withServer<T>(work: (server: MlflowHandle, client: MlflowClient) => Promise<T>): Promise<T> {
+  const server = await startMlflow();
+  const client = new MlflowClient({ trackingUri: server.url });
+  try {
+    return await work(server, client);
+  } finally {
+    await client.close();
+    await server.stop();
+  }
+}
+
+/** Points/s of raw log-batch requests (keys × steps points, 1000 a request) at `concurrency`; only HTTP and the server's work are timed. */
+export function ceilingCase(keys: number, steps: number, concurrency: number): Promise<number> {
+  return withServer(async (server, client) => {
+    const experimentId = await client.getOrCreateExperiment('bench-ceiling');
+    const info = await client.createRun({ experiment_id: experimentId, run_name: `ceiling-${concurrency}`, start_time: Date.now(), tags: [] });
+    const bodies: string[] = [];
+    const base = Date.now();
+    let batch: unknown[] = [];
+    for (let step = 0; step < steps; step++) {
+      for (let k = 0; k < keys; k++) {
+        batch.push({ key: `metric_${k}`, value: step * 0.001 + k, timestamp: base + step, step });
+        if (batch.length === 1000) {
+          bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
+          batch = [];
+        }
+      }
+    }
+    if (batch.length > 0) bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
+    const start = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < bodies.length) {
+          const body = bodies[next++]!;
+          const res = await request(`${server.url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+          if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
+          await res.body.dump();
+        }
+      }),
+    );
+    return (keys * steps) / ((performance.now() - start) / 1000);
+  });
+}
