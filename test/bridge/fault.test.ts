@@ -4,16 +4,13 @@
 // MLflow by its runtel.run_id tag. MLflow ends up with one run per runtel run and every point
 // exactly once, including a nested run that started during the outage.
 
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import { freePort, startMlflow } from '../services/index.js';
 import type { CollectorHandle, MlflowHandle } from '../services/index.js';
 import { poll, setupOrFail } from '../otel/real/util.js';
-import { get } from './helpers.js';
-import { mlflowRunsFor, otelEmitter, runsTaggedAnywhere, startBridgeCollector } from './pipeline.js';
+import { mlflowRunsFor, otelEmitter, runsTaggedAnywhere, startBridgeCollector, startBridgeProcess } from './pipeline.js';
+import type { BridgeProcess } from './pipeline.js';
 
 const EXPERIMENT = 'bridge-fault';
 const OUTAGE_MS = 30_000;
@@ -24,34 +21,16 @@ let collector: CollectorHandle | undefined;
 let client: MlflowClient;
 let otlpUrl = '';
 let port = 0;
-let bridge: ChildProcess | undefined;
+let bridge: BridgeProcess | undefined;
 const bridgeOutput: string[] = [];
 
-/** `runtel bridge serve` (the built CLI), forwarding to the test's MLflow. */
-async function startBridge(): Promise<ChildProcess> {
-  // The built CLI, as users run it (npm test builds before vitest).
-  const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'bridge', 'serve', '--port', String(port), '--flush-timeout', '60000'], {
-    env: { ...process.env, MLFLOW_TRACKING_URI: mlflow!.url, WANDB_API_KEY: '', RUNTEL_BRIDGE_TOKEN: '', RUNTEL_BRIDGE_HOST: '127.0.0.1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout.on('data', (c: Buffer) => bridgeOutput.push(c.toString()));
-  child.stderr.on('data', (c: Buffer) => bridgeOutput.push(c.toString()));
-  await poll(
-    () => `the bridge on port ${port} (output: ${bridgeOutput.join('').slice(-500)})`,
-    async () => {
-      if (child.exitCode !== null) throw new Error(`bridge exited with ${child.exitCode}`);
-      return (await get(`http://127.0.0.1:${port}/readyz`)).status === 200 ? true : undefined;
-    },
-    30_000,
-    100,
-  );
-  return child;
-}
+/** `runtel bridge serve` (the built CLI) on the test's port, forwarding to the test's MLflow. */
+const startBridge = (): Promise<BridgeProcess> => startBridgeProcess(port, { MLFLOW_TRACKING_URI: mlflow!.url }, ['--flush-timeout', '60000']);
 
-async function stopBridge(child: ChildProcess): Promise<number | null> {
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
-  child.kill('SIGTERM');
-  return exited;
+async function stopBridge(b: BridgeProcess): Promise<number | null> {
+  const code = await b.stop();
+  bridgeOutput.push(b.output());
+  return code;
 }
 
 const ready = setupOrFail(async () => {
@@ -63,7 +42,7 @@ const ready = setupOrFail(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  if (bridge !== undefined && bridge.exitCode === null) await stopBridge(bridge);
+  if (bridge !== undefined) await stopBridge(bridge);
   await collector?.stop();
   await client?.close();
   await mlflow?.stop();
@@ -156,5 +135,6 @@ describe('bridge outage and restart', () => {
     expect(collector!.logs()).toMatch(/Will retry the request|retry/i);
     expect(collector!.logs()).not.toMatch(/Dropping data/);
     expect(bridgeOutput.join('')).toMatch(/SIGTERM, delivering what was accepted/);
+    expect(bridge!.output()).toMatch(/listening on/);
   }, 300_000);
 });

@@ -2,6 +2,10 @@
 // otelcol-runtel (otlp receiver → batch → otlphttp exporter, protobuf + gzip, with retry_on_failure
 // and a sending queue) → the bridge → MLflow.
 
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { LoggerProvider } from '@opentelemetry/sdk-logs';
@@ -14,6 +18,56 @@ import type { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
 import { freePort, startCollector } from '../services/index.js';
 import type { CollectorHandle } from '../services/index.js';
+import { poll } from '../otel/real/util.js';
+import { get } from './helpers.js';
+
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'cli', 'main.js');
+
+/** `runtel bridge serve` as users run it: the built CLI (npm test builds before vitest) in a child process. */
+export interface BridgeProcess {
+  readonly child: ChildProcess;
+  readonly url: string;
+  /** Everything it printed so far. */
+  output(): string;
+  /** SIGTERM, then its exit code. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts the bridge CLI on `port` (0: a free one) with `env` over a clean environment (no W&B, no
+ * token unless given), and waits for /readyz.
+ */
+export async function startBridgeProcess(port: number, env: Record<string, string>, args: string[] = []): Promise<BridgeProcess> {
+  if (port === 0) port = await freePort();
+  const child = spawn(process.execPath, [CLI, 'bridge', 'serve', '--port', String(port), ...args], {
+    env: { ...process.env, WANDB_API_KEY: '', RUNTEL_BRIDGE_TOKEN: '', MLFLOW_TRACKING_URI: '', RUNTEL_BRIDGE_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const chunks: string[] = [];
+  child.stdout!.on('data', (c: Buffer) => chunks.push(c.toString()));
+  child.stderr!.on('data', (c: Buffer) => chunks.push(c.toString()));
+  const output = (): string => chunks.join('');
+  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  const url = `http://127.0.0.1:${port}`;
+  await poll(
+    () => `the bridge on port ${port} (output: ${output().slice(-500)})`,
+    async () => {
+      if (child.exitCode !== null) throw new Error(`bridge exited with ${child.exitCode}: ${output().slice(-1000)}`);
+      return (await get(`${url}/readyz`).catch(() => undefined))?.status === 200 ? true : undefined;
+    },
+    30_000,
+    100,
+  );
+  return {
+    child,
+    url,
+    output,
+    stop: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
 
 /** A collector whose logs and traces pipelines forward to `bridgeUrl`; returns it and its OTLP/HTTP base URL. */
 export async function startBridgeCollector(bridgeUrl: string, encoding: 'proto' | 'json' = 'proto'): Promise<{ collector: CollectorHandle; otlpUrl: string }> {

@@ -3,16 +3,28 @@
 // `otlphttp` exporter sends with `encoding: json`, and can answer 503 to simulate an outage).
 
 import { spawn } from 'node:child_process';
+import { accessSync, constants } from 'node:fs';
 import { createServer } from 'node:http';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { freePort } from '../services/index.js';
+import { cacheDir, freePort } from '../services/index.js';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const COLLECTOR_CONFIG_DIR = join(REPO_ROOT, 'collector-config');
+
+/** The Python of the examples/python venv (provisioned by scripts/provision-example.sh). */
+export function examplePython(): string {
+  const python = join(cacheDir(), 'venv-example', 'bin', 'python');
+  try {
+    accessSync(python, constants.X_OK);
+  } catch {
+    throw new Error(`the example venv is not provisioned (expected ${python}): run \`bash scripts/provision-example.sh\` first`);
+  }
+  return python;
+}
 
 export interface CommandResult {
   code: number | null;

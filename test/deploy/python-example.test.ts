@@ -4,14 +4,14 @@
 // real Jaeger, metrics to the collector's Prometheus exporter. Asserts the parent run and one
 // nested run per candidate, with params, every metric step, nesting and status.
 // The venv comes from `bash scripts/provision-example.sh`.
-import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { cacheDir, startCollector, startJaeger } from '../services/index.js';
+import { startCollector, startJaeger } from '../services/index.js';
 import type { CollectorHandle, JaegerHandle } from '../services/index.js';
 import { jaegerTracesWithSpans, parentOf, poll, setupOrFail, tagValue } from '../otel/real/util.js';
-import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, runCommand, startJsonSink } from './helpers.js';
+import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, examplePython, runCommand, startJsonSink } from './helpers.js';
 import type { CollectorEnv, JsonSink, SinkLogRecord, SinkSpan } from './helpers.js';
 
 const EPOCHS = 4;
@@ -20,16 +20,6 @@ const CANDIDATES = GRID.alpha.length * GRID.eta0.length;
 const TRIAL_KEYS = ['train/loss', 'val/accuracy', 'val/loss'];
 const TOKEN = 'python-example-token';
 const EXPERIMENT = `py-sklearn-${process.pid}`;
-
-function examplePython(): string {
-  const python = join(cacheDir(), 'venv-example', 'bin', 'python');
-  try {
-    accessSync(python, constants.X_OK);
-  } catch {
-    throw new Error(`the example venv is not provisioned (expected ${python}): run \`bash scripts/provision-example.sh\` first`);
-  }
-  return python;
-}
 
 interface Summary {
   experiment: string;
