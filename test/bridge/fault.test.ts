@@ -135,6 +135,6 @@ describe('bridge outage and restart', () => {
     expect(collector!.logs()).toMatch(/Will retry the request|retry/i);
     expect(collector!.logs()).not.toMatch(/Dropping data/);
     expect(bridgeOutput.join('')).toMatch(/SIGTERM, delivering what was accepted/);
-    expect(bridge!.output()).toMatch(/listening on/);
+    expect(bridge.output()).toMatch(/listening on/);
   }, 300_000);
 });
