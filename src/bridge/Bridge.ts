@@ -41,6 +41,7 @@ import { OtelRunSink } from '../otel/translate/RunEventExporters.js';
 import type { OtelLogInput, OtelSpanInput } from '../otel/translate/inputs.js';
 import { logInputsFromOtlp, spanInputsFromOtlp } from '../otel/translate/otlpInputs.js';
 import { BodyError, ByteBudget, decompressorFor, readBody } from './body.js';
+import { FinishSettler } from './FinishSettler.js';
 import { OtlpCodec, OtlpDecodeError, OTLP_SCHEMA_VERSION } from './otlp/codec.js';
 import type { OtlpEncoding, OtlpSignal } from './otlp/codec.js';
 import { RunDirectory, mlflowRunFinder } from './RunDirectory.js';
@@ -84,6 +85,11 @@ export interface BridgeOptions {
   orphanGraceMillis?: number;
   /** Look runs up in these as well as in the MLflow target (tests, other stores). */
   runFinders?: RunFinder[];
+  /**
+   * How long a run's end waits for its last records before it is forwarded (a Collector's trace and
+   * log pipelines deliver independently). Later records are still forwarded. Default 2,000 ms.
+   */
+  finishSettleMillis?: number;
   /** Runs the translator remembers for de-duplication. Default 1,000. */
   maxRuns?: number;
   /** Metric points per run the translator remembers for de-duplication. Default 100,000 (MLflow also drops exact duplicates itself). */
@@ -187,6 +193,7 @@ export class RuntelBridge {
   private readonly _codec = new OtlpCodec();
   private readonly _translator: OtelRunTranslator;
   private readonly _sinks: OtelRunSink[];
+  private readonly _settler: FinishSettler;
   private readonly _directory: RunDirectory;
   private readonly _budget: ByteBudget;
   private readonly _tokenDigest: Buffer | undefined;
@@ -244,6 +251,9 @@ export class RuntelBridge {
       return sink;
     });
     this.targets = backends.map(describeBackend);
+    this._settler = new FinishSettler(options.finishSettleMillis ?? 2_000, (events) => {
+      for (const sink of this._sinks) sink.deliver(events);
+    });
     const maxRuns = options.maxRuns ?? 1_000;
     this._translator = new OtelRunTranslator({ maxRuns, maxSeenPointsPerRun: options.maxSeenPointsPerRun ?? 100_000 });
     const finders = [...(options.runFinders ?? [])];
@@ -306,6 +316,7 @@ export class RuntelBridge {
           this._server.closeIdleConnections();
         });
       }
+      this._settler.flush();
       await Promise.all(this._sinks.map((s) => s.release()));
     })();
     return this._closing;
@@ -313,6 +324,7 @@ export class RuntelBridge {
 
   /** Delivers everything queued so far. */
   async flush(): Promise<void> {
+    this._settler.flush();
     await Promise.all(this._sinks.map((s) => s.backend.forceFlush()));
   }
 
@@ -430,7 +442,8 @@ export class RuntelBridge {
     } else {
       events = this._translator.spans(spans);
     }
-    for (const sink of this._sinks) sink.deliver(events);
+    const now = this._settler.take(events);
+    for (const sink of this._sinks) sink.deliver(now);
     this._stats.events += events.length;
     this._stats.rejectedLogRecords += rejected;
     return rejected > 0 ? { rejected, message: `${rejected} ml.* log record(s) lacked ml.run.id or had an invalid value, status or metric` } : { rejected: 0, message: '' };

@@ -64,7 +64,8 @@ describe.each<[Encoding]>([['protobuf'], ['json']])('%s bodies from the OTel JS 
 
   it.each<[boolean]>([[false], [true]])('posted to a bridge (gzip: %s) reach its backend as the same events', async (gzip) => {
     const backend = new RecordingBackend();
-    const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined });
+    // Ends are forwarded at once here (finishSettleMillis: 0): this compares decoding, in order.
+    const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, finishSettleMillis: 0 });
     try {
       const { logs, traces } = bodies(encoding);
       const headers = { ...(encoding === 'json' ? JSON_TYPE : PROTOBUF), ...(gzip ? { 'content-encoding': 'gzip' } : {}) };

@@ -20,7 +20,7 @@ afterEach(async () => {
 
 async function start(options: Partial<BridgeOptions> = {}): Promise<{ bridge: RuntelBridge; backend: RecordingBackend }> {
   const backend = new RecordingBackend();
-  const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, ...options });
+  const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, finishSettleMillis: 0, ...options });
   bridges.push(bridge);
   return { bridge, backend };
 }
@@ -265,5 +265,35 @@ describe('artifact tags', () => {
     expect(artifactTagKey('../../etc/passwd')).toBe('runtel.artifact.etc/passwd');
     expect(artifactTagKey('a b/c@d.txt')).toBe('runtel.artifact.a b/c_d.txt');
     expect(artifactTagKey('x'.repeat(400)).length).toBe(250);
+  });
+});
+
+describe("a run's end waits for its last records", () => {
+  const run = { 'ml.run.id': { stringValue: RUN } };
+  const metric = (step: number) => ({ eventName: 'ml.metric', timeUnixNano: `${T0 + step}000000`, attributes: { ...run, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: String(step) }, 'ml.metric.value': { doubleValue: step } } });
+  const end = { eventName: 'ml.run.end', timeUnixNano: `${T0 + 100}000000`, attributes: { ...run, 'ml.run.status': { stringValue: 'success' } } };
+  const order = (backend: RecordingBackend): string[] => backend.events.map((e) => (e.type === 'metrics' ? `metrics@${e.step}` : e.type));
+
+  it('records arriving after the end (another pipeline, another consumer) are forwarded before it; the end follows within the window', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 300 });
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), end]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0']);
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([metric(1)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1']);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'run_finished']);
+    // A record later than the window is still forwarded (never dropped), after the end.
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([metric(2)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'run_finished', 'metrics@2']);
+  });
+
+  it('close() forwards a held end at once', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 60_000 });
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), end]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0']);
+    const t0 = Date.now();
+    await bridge.close();
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'run_finished']);
   });
 });

@@ -1,0 +1,63 @@
+// Holds each run's run_finished for a short while before it is forwarded. A Collector sends spans
+// and log records through separate pipelines, and its sending queue runs several requests at once,
+// so a run's span (its end) often arrives before the last of its metric records. MLflow takes
+// points for a finished run, but W&B would see the run complete and then reopen it. Points that
+// arrive within the window go out before the finish; later ones are still forwarded (W&B's sender
+// streams them and completes the run again), so nothing is ever dropped here.
+
+import type { RunEvent } from '../core/events.js';
+
+export class FinishSettler {
+  private readonly _held = new Map<string, { event: RunEvent; timer: NodeJS.Timeout }>();
+
+  /**
+   * @param settleMillis how long a run_finished waits for late records (0: not at all)
+   * @param release forwards events; called for held finishes when their time is up
+   */
+  constructor(
+    private readonly _settleMillis: number,
+    private readonly _release: (events: RunEvent[]) => void,
+  ) {}
+
+  /** Runs whose finish is being held. */
+  get held(): number {
+    return this._held.size;
+  }
+
+  /** The events to forward now; run_finished events are kept back and released later. */
+  take(events: RunEvent[]): RunEvent[] {
+    if (this._settleMillis <= 0) return events;
+    const now: RunEvent[] = [];
+    for (const event of events) {
+      if (event.type === 'run_finished') {
+        this._releaseRun(event.runId, now); // a second finish (a resumed run): the first goes first
+        const timer = setTimeout(() => {
+          this._held.delete(event.runId);
+          this._release([event]);
+        }, this._settleMillis);
+        timer.unref();
+        this._held.set(event.runId, { event, timer });
+      } else {
+        // A run started again after its finish (resumed): the finish must reach the targets before it.
+        if (event.type === 'run_started') this._releaseRun(event.runId, now);
+        now.push(event);
+      }
+    }
+    return now;
+  }
+
+  /** Forwards every held finish now (shutdown). */
+  flush(): void {
+    const out: RunEvent[] = [];
+    for (const runId of [...this._held.keys()]) this._releaseRun(runId, out);
+    if (out.length > 0) this._release(out);
+  }
+
+  private _releaseRun(runId: string, out: RunEvent[]): void {
+    const held = this._held.get(runId);
+    if (held === undefined) return;
+    clearTimeout(held.timer);
+    this._held.delete(runId);
+    out.push(held.event);
+  }
+}
