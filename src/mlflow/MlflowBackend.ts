@@ -374,7 +374,11 @@ export class MlflowBackend implements RunBackend {
       if (parentId !== undefined) tags.push({ key: 'mlflow.parentRunId', value: parentId });
       const commit = await this._commit();
       if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });
-      const info = await this.client.createRun({ experiment_id: experimentId, run_name: event.name, start_time: Math.floor(event.startTime), tags });
+      const info = await this.client.createRun(
+        { experiment_id: experimentId, run_name: event.name, start_time: Math.floor(event.startTime), tags },
+        // The runtel.run_id tag goes in the create request, so a run an unanswered attempt made is found by it.
+        { findCreated: async () => (await this.client.searchRuns([experimentId], `tags.\`${RUNTEL_RUN_ID_TAG}\` = '${event.runId}'`, 'ALL'))[0]?.info },
+      );
       return { runId: info.run_id, artifactRoot: artifactRoot(info.artifact_uri) };
     } catch (error) {
       this._fail(run, 'create-run', error);

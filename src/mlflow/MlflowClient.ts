@@ -64,6 +64,9 @@ export interface MlflowClientOptions {
   onRetry?: (error: MlflowError) => void;
 }
 
+/** SQLAlchemy's pool timeout, as MLflow passes it on: "QueuePool limit of size 5 overflow 10 reached, connection timed out". */
+const POOL_EXHAUSTED = /QueuePool limit of size \d+ overflow \d+ reached/;
+
 /** A failed MLflow call: HTTP status (0 for a connection error), MLflow's error_code and message. */
 export class MlflowError extends Error {
   readonly status: number;
@@ -78,9 +81,13 @@ export class MlflowError extends Error {
     this.retryAfterMillis = retryAfterMillis;
   }
 
-  /** 429, 5xx and connection errors are worth retrying; other 4xx are permanent. */
+  /**
+   * 429, 5xx and connection errors are worth retrying; other 4xx are permanent, except one: MLflow's
+   * SQL store answers 400 BAD_REQUEST when its database connection pool is exhausted (SQLAlchemy's
+   * TimeoutError is not an OperationalError, which it would map to 503), an overload that passes.
+   */
   get retryable(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500;
+    return this.status === 0 || this.status === 429 || this.status >= 500 || (this.status === 400 && POOL_EXHAUSTED.test(this.message));
   }
 }
 
@@ -168,8 +175,19 @@ export class MlflowClient {
 
   // --- runs ---
 
-  async createRun(body: { experiment_id: string; run_name: string; start_time: number; tags: MlflowKeyValue[] }): Promise<MlflowRunInfo> {
-    const res = await this._call<{ run: MlflowRun }>('POST', 'runs/create', body);
+  /**
+   * Creating a run is not idempotent: when an attempt's answer is lost (a timeout, a reset), the run
+   * may exist anyway. Before each retry `findCreated` (if given) looks for it, and a run it finds is
+   * returned instead of creating a second one.
+   */
+  async createRun(
+    body: { experiment_id: string; run_name: string; start_time: number; tags: MlflowKeyValue[] },
+    options: { findCreated?: () => Promise<MlflowRunInfo | undefined> } = {},
+  ): Promise<MlflowRunInfo> {
+    const res = await this._call<{ run: MlflowRun }>('POST', 'runs/create', body, options.findCreated && (async () => {
+      const info = await options.findCreated!();
+      return info === undefined ? undefined : { run: { info, data: {} } };
+    }));
     return res.run.info;
   }
 
@@ -260,10 +278,15 @@ export class MlflowClient {
 
   // --- plumbing ---
 
-  private _call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+  /** `beforeRetry`: before each attempt after the first; a value it returns is the result. */
+  private _call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown, beforeRetry?: () => Promise<T | undefined>): Promise<T> {
     const url = `${this.trackingUri}/api/2.0/mlflow/${path}`;
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    return this._retry(async () => {
+    return this._retry(async (attempt) => {
+      if (attempt > 1 && beforeRetry !== undefined) {
+        const found = await beforeRetry();
+        if (found !== undefined) return found;
+      }
       const res = await this._send(url, {
         method,
         headers: payload === undefined ? {} : { 'content-type': 'application/json' },
@@ -307,11 +330,11 @@ export class MlflowClient {
     throw new MlflowError(res.statusCode, errorCode, message, parseRetryAfter(res.headers['retry-after']));
   }
 
-  private _retry<T>(attempt: () => Promise<T>): Promise<T> {
+  private _retry<T>(attempt: (attemptNumber: number) => Promise<T>): Promise<T> {
     return pRetry(
-      async () => {
+      async (attemptNumber) => {
         try {
-          return await attempt();
+          return await attempt(attemptNumber);
         } catch (error) {
           if (error instanceof MlflowError && !error.retryable) throw new AbortError(error);
           throw error;

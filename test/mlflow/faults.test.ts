@@ -83,6 +83,52 @@ describe('MLflow faults', () => {
     await proxy.close();
   });
 
+  it('a create-run whose answer is lost is retried without making a second run (found by its runtel.run_id tag)', async () => {
+    let creates = 0;
+    const proxy = await faultyProxy(server.port, (path) => (path.endsWith('/runs/create') && creates++ === 0 ? { forward: true, dropAnswer: true } : { forward: true }));
+    const failures: BackendFailure[] = [];
+    const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
+    const run = logger.startRun({ name: 'lost-answer', experiment: 'lost-answer' });
+    for (let step = 0; step < 100; step++) run.logMetrics({ loss: 1 / (step + 1) }, { step });
+    await run.finish();
+    await logger.shutdown();
+    await proxy.close();
+    expect(creates).toBe(1); // the retry found the run instead of creating it again
+    expect(failures).toEqual([]);
+    const runs = await runsByRuntelId(client, 'lost-answer');
+    expect([...runs.keys()]).toEqual([run.id]);
+    expect((await client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
+    expect(runs.get(run.id)!.info.status).toBe('FINISHED');
+  });
+
+  it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
+    const pool = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)' });
+    let batches = 0;
+    const proxy = await faultyProxy(server.port, (path) => (path.endsWith('/runs/log-batch') && batches++ < 3 ? { status: 400, body: pool } : { forward: true }));
+    const failures: BackendFailure[] = [];
+    const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
+    const run = logger.startRun({ name: 'pool', experiment: 'pool' });
+    for (let step = 0; step < 50; step++) run.logMetrics({ loss: step }, { step });
+    await run.finish();
+    await logger.shutdown();
+    await proxy.close();
+    expect(failures).toEqual([]);
+    expect(logger.stats().retries).toBeGreaterThanOrEqual(3);
+    const stored = (await runsByRuntelId(client, 'pool')).get(run.id)!;
+    expect((await client.getMetricHistory(stored.info.run_id, 'loss')).map((p) => p.value)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+
+    const other = await faultyProxy(server.port, (path) => (path.endsWith('/runs/log-batch') ? { status: 400, body: JSON.stringify({ error_code: 'BAD_REQUEST', message: 'something else' }) } : { forward: true }));
+    const failures2: BackendFailure[] = [];
+    const logger2 = new MlflowLogger({ trackingUri: other.url, retryMaxDelayMillis: 200, onError: (f) => failures2.push(f) });
+    const run2 = logger2.startRun({ name: 'bad', experiment: 'pool' });
+    run2.logMetrics({ loss: 1 }, { step: 0 });
+    await run2.finish();
+    await logger2.shutdown();
+    await other.close();
+    expect(logger2.stats().retries).toBe(0);
+    expect(failures2.map((f) => f.operation)).toContain('log-batch');
+  });
+
   it('SIGTERM to the training process: the run is KILLED in MLflow within 5 s', async () => {
     const { runId, exitedAfterMillis } = await runChild('loop', 'SIGTERM');
     const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(client, 'exit')).get(runId));
@@ -121,21 +167,36 @@ function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: strin
   });
 }
 
-/** An HTTP proxy to MLflow that holds every request for `delayMillis` first. */
-async function delayingProxy(targetPort: number, delayMillis: number): Promise<{ url: string; close(): Promise<void> }> {
+/** What a proxy does with one request: forward it (after a delay), forward it and drop the answer, or answer itself. */
+type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean } | { status: number; body: string };
+
+/** An HTTP proxy to MLflow that asks `decide` what to do with each request. */
+async function faultyProxy(targetPort: number, decide: (path: string) => ProxyAction): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
   const proxy: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
+      const action = decide(req.url ?? '');
+      if (!('forward' in action)) {
+        res.writeHead(action.status, { 'content-type': 'application/json' });
+        res.end(action.body);
+        return;
+      }
       setTimeout(() => {
         const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (up) => {
+          if (action.dropAnswer === true) {
+            // MLflow did the work; the client never hears of it (a timeout, a reset connection).
+            up.resume();
+            up.on('end', () => res.destroy());
+            return;
+          }
           res.writeHead(up.statusCode ?? 502, up.headers);
           up.pipe(res);
         });
         upstream.on('error', () => res.destroy());
         upstream.end(Buffer.concat(chunks));
-      }, delayMillis);
+      }, action.delayMillis ?? 0);
     });
   });
   await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
@@ -143,4 +204,9 @@ async function delayingProxy(targetPort: number, delayMillis: number): Promise<{
     url: `http://127.0.0.1:${port}`,
     close: () => new Promise((resolve) => { proxy.closeAllConnections(); proxy.close(() => resolve()); }),
   };
+}
+
+/** An HTTP proxy to MLflow that holds every request for `delayMillis` first. */
+function delayingProxy(targetPort: number, delayMillis: number): Promise<{ url: string; close(): Promise<void> }> {
+  return faultyProxy(targetPort, () => ({ forward: true, delayMillis }));
 }
