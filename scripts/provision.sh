@@ -14,7 +14,7 @@ set -euo pipefail
 JAEGER_MODULE=github.com/jaegertracing/jaeger
 JAEGER_MODULE_VERSION=v1.76.0 # the Go module tag; the same commit is released as Jaeger v2.13.0
 JAEGER_VERSION=v2.13.0
-OTELCOL_VERSION=v0.140.0 # collector core + builder; contrib components are v0.140.1
+OTELCOL_VERSION=v0.161.0 # collector core, contrib components and the builder: one release
 MLFLOW_VERSION=3.17.2 # with the [auth] extra (basic-auth app, for the credentials tests). 3.18.0 is listed, but its mlflow-skinny==3.18.0 is not served
 WANDB_VERSION=0.31.0
 # -------------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ provision_otelcol() {
   local comps
   comps=$("$BIN/otelcol-runtel" components 2>&1) || { fail "otelcol: 'otelcol-runtel components' failed: $comps"; return 1; }
   local c
-  for c in otlp batch memory_limiter otlphttp debug prometheus file_storage health_check; do
+  for c in otlp batch memory_limiter otlp_grpc otlp_http debug prometheus load_balancing file_storage health_check; do
     grep -qE "name: $c\$" <<<"$comps" || { fail "otelcol: component $c missing from the build"; return 1; }
   done
   write_stamp otelcol "$want"

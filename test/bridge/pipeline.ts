@@ -83,7 +83,7 @@ processors:
   batch:
     timeout: 200ms
 exporters:
-  otlphttp/bridge:
+  otlp_http/bridge:
     endpoint: ${bridgeUrl}
     encoding: ${encoding}
     retry_on_failure:
@@ -107,11 +107,11 @@ service:
     logs:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlphttp/bridge]
+      exporters: [otlp_http/bridge]
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlphttp/bridge]
+      exporters: [otlp_http/bridge]
 `;
   const collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
   return { collector, otlpUrl: `http://127.0.0.1:${otlpHttp}` };

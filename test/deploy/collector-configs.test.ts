@@ -1,20 +1,20 @@
 // The collector configs in collector-config/ against the real collector build (otelcol-runtel):
-// `validate --config` for every config our build can run (agent, gateway, bridge sidecar), with
-// the docker-compose defaults and with a test environment; loadbalancing.yaml as far as our build
-// allows; and the gateway started for real: its file_storage queue directory is created, it is
-// healthy, and a batch the bridge refused survives a collector restart.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// `validate --config` for every config (agent, gateway, load balancing, bridge sidecar), with the
+// docker-compose defaults and with a test environment; and the gateway started for real: its
+// file_storage queue directory is created, it is healthy, and a batch the bridge refused survives
+// a collector restart. (loadbalancing.yaml runs for real in loadbalancing.test.ts.)
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { requireBinary, startCollector } from '../services/index.js';
 import type { CollectorHandle } from '../services/index.js';
 import { poll } from '../otel/real/util.js';
 import { COLLECTOR_CONFIG_DIR, collectorEnv, runCommand, startJsonSink } from './helpers.js';
 import type { JsonSink } from './helpers.js';
 
-const VALIDATED = ['agent.yaml', 'gateway.yaml', 'bridge-sidecar.yaml'] as const;
+const VALIDATED = ['agent.yaml', 'gateway.yaml', 'loadbalancing.yaml', 'bridge-sidecar.yaml'] as const;
 const configPath = (name: string): string => join(COLLECTOR_CONFIG_DIR, name);
 
 const tmp = mkdtempSync(join(tmpdir(), 'runtel-deploy-collector-'));
@@ -51,49 +51,28 @@ describe('otelcol-runtel validate', () => {
   it('every config sends traces and logs to the bridge with retry_on_failure and a sending_queue', () => {
     for (const file of ['agent.yaml', 'gateway.yaml', 'bridge-sidecar.yaml']) {
       const cfg = parse(readFileSync(configPath(file), 'utf8'));
-      const bridge = cfg.exporters['otlphttp/bridge'];
+      const bridge = cfg.exporters['otlp_http/bridge'];
       expect(bridge.retry_on_failure).toMatchObject({ enabled: true, max_elapsed_time: 0 });
       expect(bridge.sending_queue.enabled).toBe(true);
-      expect(cfg.service.pipelines.traces.exporters).toContain('otlphttp/bridge');
-      expect(cfg.service.pipelines.logs.exporters).toContain('otlphttp/bridge');
+      expect(cfg.service.pipelines.traces.exporters).toContain('otlp_http/bridge');
+      expect(cfg.service.pipelines.logs.exporters).toContain('otlp_http/bridge');
     }
     const gateway = parse(readFileSync(configPath('gateway.yaml'), 'utf8'));
-    expect(gateway.exporters['otlphttp/bridge'].sending_queue.storage).toBe('file_storage/queue');
-    expect(gateway.exporters['otlp/jaeger'].sending_queue.storage).toBe('file_storage/queue');
+    expect(gateway.exporters['otlp_http/bridge'].sending_queue.storage).toBe('file_storage/queue');
+    expect(gateway.exporters['otlp_grpc/jaeger'].sending_queue.storage).toBe('file_storage/queue');
     expect(gateway.service.extensions).toContain('file_storage/queue');
   });
 
-  // The loadbalancing exporter is not in our build (the Go module proxy refused it), so this file
-  // cannot be validated whole here. Check that it fails for that reason only, and that the rest
-  // of it validates with the loadbalancing exporter swapped for a plain OTLP/gRPC exporter.
-  it('loadbalancing.yaml: only the loadbalancing exporter is missing from our build', async () => {
-    const file = configPath('loadbalancing.yaml');
-    const components = await runCommand(requireBinary('otelcol-runtel'), ['components'], { timeoutMs: 30_000 });
-    expect(components.code).toBe(0);
-    const built = /name: loadbalancing\s*$/m.test(components.stdout);
-    const whole = await validate(file, withoutConfigEnv());
-    if (built) {
-      expect(whole.output).not.toMatch(/error/i);
-      expect(whole.code).toBe(0);
-      return;
-    }
-    expect(whole.code).not.toBe(0);
-    expect(whole.output).toMatch(/unknown type: "loadbalancing"/);
-
-    const cfg = parse(readFileSync(file, 'utf8'));
-    const lb = cfg.exporters['loadbalancing/bridges'];
-    expect(lb.routing_key).toBe('traceID');
+  it('loadbalancing.yaml routes traces and logs by service.name (one key for both signals) over OTLP/gRPC to a list of sidecars', () => {
+    const cfg = parse(readFileSync(configPath('loadbalancing.yaml'), 'utf8'));
+    const lb = cfg.exporters['load_balancing/bridges'];
+    expect(lb.routing_key).toBe('attributes');
+    expect(lb.routing_attributes).toEqual(['service.name']);
     expect(Object.keys(lb.protocol)).toEqual(['otlp']);
-    delete cfg.exporters['loadbalancing/bridges'];
-    cfg.exporters['otlp/bridges'] = { endpoint: `${lb.resolver.dns.hostname}:${lb.resolver.dns.port}`, ...lb.protocol.otlp };
-    for (const pipeline of Object.values<{ exporters: string[] }>(cfg.service.pipelines)) {
-      pipeline.exporters = pipeline.exporters.map((e) => (e === 'loadbalancing/bridges' ? 'otlp/bridges' : e));
-    }
-    const substitute = join(tmp, 'loadbalancing-without-lb.yaml');
-    writeFileSync(substitute, stringify(cfg));
-    const rest = await validate(substitute, withoutConfigEnv());
-    expect(rest.output).not.toMatch(/error/i);
-    expect(rest.code).toBe(0);
+    expect(lb.retry_on_failure).toMatchObject({ enabled: true, max_elapsed_time: 0 });
+    expect(lb.resolver.static.hostnames).toBe('${env:BRIDGE_SIDECARS:-[bridge-sidecar-1:4317, bridge-sidecar-2:4317]}');
+    expect(cfg.service.pipelines.traces.exporters).toContain('load_balancing/bridges');
+    expect(cfg.service.pipelines.logs.exporters).toEqual(['load_balancing/bridges']);
   });
 });
 
@@ -117,8 +96,8 @@ describe('gateway.yaml on a real collector', () => {
     expect(health.status).toBe(200);
     // One queue file per exporter and signal that uses the storage.
     const files = readdirSync(queueDir);
-    expect(files.some((f) => f.includes('otlphttp') && f.includes('bridge') && f.includes('logs')), files.join(', ')).toBe(true);
-    expect(files.some((f) => f.includes('otlphttp') && f.includes('bridge') && f.includes('traces')), files.join(', ')).toBe(true);
+    expect(files.some((f) => f.includes('otlp_http') && f.includes('bridge') && f.includes('logs')), files.join(', ')).toBe(true);
+    expect(files.some((f) => f.includes('otlp_http') && f.includes('bridge') && f.includes('traces')), files.join(', ')).toBe(true);
 
     // The bridge is down (503: retryable): a run's span and its ml.run.end record are accepted
     // by the collector and queued on disk.

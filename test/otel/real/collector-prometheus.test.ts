@@ -46,7 +46,7 @@ processors:
   batch:
     timeout: 200ms
 exporters:
-  otlp/jaeger:
+  otlp_grpc/jaeger:
     endpoint: 127.0.0.1:${p.jaegerGrpc}
     tls:
       insecure: true
@@ -66,7 +66,7 @@ service:
     traces:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlp/jaeger]
+      exporters: [otlp_grpc/jaeger]
     metrics:
       receivers: [otlp]
       processors: [batch]

@@ -55,7 +55,7 @@ receivers:
 processors:
   batch: {}
 exporters:
-  otlphttp/sink:
+  otlp_http/sink:
     endpoint: ${sink.url}
 extensions:
   health_check:
@@ -69,7 +69,7 @@ service:
     logs:
       receivers: [otlp]
       processors: [batch]
-      exporters: [otlphttp/sink]
+      exporters: [otlp_http/sink]
 `;
   collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
   otlpUrl = `http://127.0.0.1:${otlpHttp}`;
