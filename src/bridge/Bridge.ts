@@ -94,6 +94,8 @@ export interface BridgeOptions {
   maxRuns?: number;
   /** Metric points per run the translator remembers for de-duplication. Default 100,000 (MLflow also drops exact duplicates itself). */
   maxSeenPointsPerRun?: number;
+  /** Metric points remembered for de-duplication in all (about 70 bytes each); past it the least recently active runs forget theirs. Default 1,000,000. */
+  maxSeenPoints?: number;
   /** Sender failures (default: one line on stderr per kind). */
   onError?: BackendErrorHandler;
   /** Where the bridge's own lines go (default: stderr). Never given tokens or headers. */
@@ -121,6 +123,8 @@ export interface BridgeStats {
   queuedPoints: number;
   /** MLflow look-ups that failed. */
   lookupFailures: number;
+  /** Metric points remembered for de-duplication (bounded by maxSeenPoints). */
+  rememberedPoints: number;
 }
 
 const MEDIA_TYPES = new Map<string, OtlpEncoding>([
@@ -204,7 +208,7 @@ export class RuntelBridge {
     retryAfterSeconds: number;
   };
   private readonly _log: (line: string) => void;
-  private readonly _stats: Omit<BridgeStats, 'queuedPoints' | 'lookupFailures'> = {
+  private readonly _stats: Omit<BridgeStats, 'queuedPoints' | 'lookupFailures' | 'rememberedPoints'> = {
     responses: {},
     accepted: {},
     logRecords: 0,
@@ -255,7 +259,7 @@ export class RuntelBridge {
       for (const sink of this._sinks) sink.deliver(events);
     });
     const maxRuns = options.maxRuns ?? 1_000;
-    this._translator = new OtelRunTranslator({ maxRuns, maxSeenPointsPerRun: options.maxSeenPointsPerRun ?? 100_000 });
+    this._translator = new OtelRunTranslator({ maxRuns, maxSeenPointsPerRun: options.maxSeenPointsPerRun ?? 100_000, maxSeenPoints: options.maxSeenPoints ?? 1_000_000 });
     const finders = [...(options.runFinders ?? [])];
     for (const backend of backends) if (backend instanceof MlflowBackend) finders.push(mlflowRunFinder(backend.client));
     this._directory = new RunDirectory({ finders, orphanGraceMillis: options.orphanGraceMillis ?? 30_000, maxRuns: Math.max(10 * maxRuns, 10_000) });
@@ -299,7 +303,7 @@ export class RuntelBridge {
   }
 
   stats(): BridgeStats {
-    return { ...this._stats, responses: { ...this._stats.responses }, accepted: { ...this._stats.accepted }, queuedPoints: this._queuedPoints(), lookupFailures: this._directory.lookupFailures };
+    return { ...this._stats, responses: { ...this._stats.responses }, accepted: { ...this._stats.accepted }, queuedPoints: this._queuedPoints(), lookupFailures: this._directory.lookupFailures, rememberedPoints: this._translator.seenPoints };
   }
 
   /** The backends' failure counts, by `backend:operation`. */

@@ -61,4 +61,23 @@ describe('OtelRunTranslator', () => {
     expect(t.logs([start, rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 'high', 'ml.metric.step': 0 })])).toHaveLength(1);
     expect(t.stats().rejected).toBe(1);
   });
+
+  it('bounds the points remembered for de-duplication in all: the least recently active run forgets first', () => {
+    const t = new OtelRunTranslator({ maxSeenPoints: 10 });
+    const runRec = (runId: string, eventName: string, attributes: Record<string, unknown>, timeMillis = 1000): OtelLogInput => ({ eventName, attributes: { 'ml.run.id': runId, ...attributes }, timeMillis });
+    const points = (runId: string, from: number, to: number): OtelLogInput[] =>
+      Array.from({ length: to - from }, (_, i) => runRec(runId, 'ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 1, 'ml.metric.step': from + i }, 2000 + from + i));
+    const [a, b, c] = ['a', 'b', 'c'].map((x) => x.repeat(32)) as [string, string, string];
+    t.logs([runRec(a, 'ml.run.start', {}), runRec(b, 'ml.run.start', {}), runRec(c, 'ml.run.start', {})]);
+    t.logs(points(a, 0, 4));
+    t.logs(points(b, 0, 4));
+    t.logs(points(a, 4, 5)); // a is now the more recently active of the two
+    expect(t.seenPoints).toBe(9);
+    t.logs(points(c, 0, 3)); // 12 > 10: b (least recently active) forgets its 4 points
+    expect(t.seenPoints).toBe(8);
+    // a's points are still known (a resend adds nothing); b's are not (a resend is forwarded again).
+    expect(t.logs(points(a, 0, 5))).toEqual([]);
+    expect(t.logs(points(b, 0, 4)).filter((e) => e.type === 'metrics')).toHaveLength(4);
+    expect(t.seenPoints).toBeLessThanOrEqual(10);
+  });
 });

@@ -65,17 +65,32 @@ export interface OtelRunTranslatorOptions {
   maxRuns?: number;
   /** Metric points remembered per run for de-duplication. Default 1,000,000. */
   maxSeenPointsPerRun?: number;
+  /**
+   * Metric points remembered in all, which bounds the memory de-duplication takes (about 70 bytes a
+   * point). Past it, the least recently active run forgets its points first. Default 5,000,000.
+   */
+  maxSeenPoints?: number;
 }
 
 export class OtelRunTranslator {
   private readonly _runs = new Map<string, RunMemo>();
   private readonly _maxRuns: number;
   private readonly _maxSeen: number;
+  private readonly _maxSeenTotal: number;
+  private _seenTotal = 0;
+  /** The run touched last (it is already the newest in `_runs`). */
+  private _lastRunId: string | undefined;
   private readonly _stats: TranslatorStats = { events: 0, ignored: 0, rejected: 0 };
 
   constructor(options: OtelRunTranslatorOptions = {}) {
     this._maxRuns = options.maxRuns ?? 10_000;
     this._maxSeen = options.maxSeenPointsPerRun ?? 1_000_000;
+    this._maxSeenTotal = options.maxSeenPoints ?? 5_000_000;
+  }
+
+  /** Metric points remembered for de-duplication, over all runs. */
+  get seenPoints(): number {
+    return this._seenTotal;
   }
 
   stats(): TranslatorStats {
@@ -174,7 +189,11 @@ export class OtelRunTranslator {
         const value = decodeMetricValue(a[ATTR_METRIC_VALUE]);
         const id = `${key}\0${step}\0${record.timeMillis}`;
         if (memo.seen.has(id)) return this._duplicate();
-        if (memo.seen.size < this._maxSeen) memo.seen.add(id);
+        if (memo.seen.size < this._maxSeen) {
+          if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
+          memo.seen.add(id);
+          this._seenTotal++;
+        }
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         const last = out[out.length - 1];
         if (last?.type === 'metrics' && last.runId === runId && last.step === step && last.timestamp === record.timeMillis && !(key in last.values)) {
@@ -244,14 +263,36 @@ export class OtelRunTranslator {
     return event;
   }
 
+  /** The run's memo, made the most recently active (runs are kept in order of last activity). */
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
       memo = { started: false, provisional: false, finished: false, startTime: 0, seen: new Set() };
       this._runs.set(runId, memo);
-      if (this._runs.size > this._maxRuns) this._runs.delete(this._runs.keys().next().value!);
+      if (this._runs.size > this._maxRuns) {
+        const [oldestId, oldest] = this._runs.entries().next().value!;
+        this._seenTotal -= oldest.seen.size;
+        this._runs.delete(oldestId);
+      }
+    } else if (this._lastRunId !== runId) {
+      this._runs.delete(runId);
+      this._runs.set(runId, memo);
     }
+    this._lastRunId = runId;
     return memo;
+  }
+
+  /** Frees room for one point: the least recently active run with points forgets them. */
+  private _forgetOldestPoints(keep: RunMemo): void {
+    for (const memo of this._runs.values()) {
+      if (memo === keep || memo.seen.size === 0) continue;
+      this._seenTotal -= memo.seen.size;
+      memo.seen.clear();
+      return;
+    }
+    // Only the current run has points: it starts over.
+    this._seenTotal -= keep.seen.size;
+    keep.seen.clear();
   }
 
   private _duplicate(): void {
