@@ -125,6 +125,8 @@ export interface BridgeStats {
   lookupFailures: number;
   /** Metric points remembered for de-duplication (bounded by maxSeenPoints). */
   rememberedPoints: number;
+  /** Param and tag keys dropped for breaking the key rule (MLflow's; their records were kept). */
+  droppedKeys: number;
 }
 
 const MEDIA_TYPES = new Map<string, OtlpEncoding>([
@@ -208,7 +210,7 @@ export class RuntelBridge {
     retryAfterSeconds: number;
   };
   private readonly _log: (line: string) => void;
-  private readonly _stats: Omit<BridgeStats, 'queuedPoints' | 'lookupFailures' | 'rememberedPoints'> = {
+  private readonly _stats: Omit<BridgeStats, 'queuedPoints' | 'lookupFailures' | 'rememberedPoints' | 'droppedKeys'> = {
     responses: {},
     accepted: {},
     logRecords: 0,
@@ -303,7 +305,7 @@ export class RuntelBridge {
   }
 
   stats(): BridgeStats {
-    return { ...this._stats, responses: { ...this._stats.responses }, accepted: { ...this._stats.accepted }, queuedPoints: this._queuedPoints(), lookupFailures: this._directory.lookupFailures, rememberedPoints: this._translator.seenPoints };
+    return { ...this._stats, responses: { ...this._stats.responses }, accepted: { ...this._stats.accepted }, queuedPoints: this._queuedPoints(), lookupFailures: this._directory.lookupFailures, rememberedPoints: this._translator.seenPoints, droppedKeys: this._translator.stats().droppedKeys };
   }
 
   /** The backends' failure counts, by `backend:operation`. */
@@ -450,7 +452,7 @@ export class RuntelBridge {
     for (const sink of this._sinks) sink.deliver(now);
     this._stats.events += events.length;
     this._stats.rejectedLogRecords += rejected;
-    return rejected > 0 ? { rejected, message: `${rejected} ml.* log record(s) lacked ml.run.id or had an invalid value, status or metric` } : { rejected: 0, message: '' };
+    return rejected > 0 ? { rejected, message: `${rejected} ml.* log record(s) lacked ml.run.id or had an invalid metric key or value, or run status` } : { rejected: 0, message: '' };
   }
 
   /**

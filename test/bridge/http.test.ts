@@ -190,6 +190,8 @@ describe('records from other SDKs', () => {
       { eventName: 'ml.metric', attributes: { ...run, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: 1 } } }, // no value
       { eventName: 'ml.metric', attributes: { 'ml.metric.key': { stringValue: 'loss' } } }, // no run id
       { eventName: 'ml.run.end', attributes: { ...run, 'ml.run.status': { stringValue: 'bogus' } } },
+      // A key MLflow refuses (it would fail the whole log-batch the valid points travel in).
+      { eventName: 'ml.metric', attributes: { ...run, 'ml.metric.key': { stringValue: 'loss@val' }, 'ml.metric.step': { intValue: 1 }, 'ml.metric.value': { doubleValue: 1 } } },
       { eventName: 'http.request', attributes: { url: { stringValue: '/x' } } },
       { attributes: { message: { stringValue: 'plain log line' } } },
     ]);
@@ -198,9 +200,9 @@ describe('records from other SDKs', () => {
       const response = await post(`${bridge.url}/v1/logs`, payload, encoding === 'json' ? JSON_TYPE : PROTOBUF);
       expect(response.status).toBe(200);
       const decoded = codec.decodeResponse('logs', encoding, response.body) as { partialSuccess?: { rejectedLogRecords?: string; errorMessage?: string } };
-      // The resent start is a duplicate, not a rejection; the three broken ml.* records are.
-      expect(decoded.partialSuccess?.rejectedLogRecords).toBe('3');
-      expect(decoded.partialSuccess?.errorMessage).toMatch(/3 ml\.\* log record/);
+      // The resent start is a duplicate, not a rejection; the four broken ml.* records are.
+      expect(decoded.partialSuccess?.rejectedLogRecords).toBe('4');
+      expect(decoded.partialSuccess?.errorMessage).toMatch(/4 ml\.\* log record/);
     }
     expect(backend.events.map((e) => e.type)).toEqual(['run_started']);
     const spans = Buffer.from(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', name: 'GET /', kind: 2, startTimeUnixNano: '1', endTimeUnixNano: '2' }] }] }] }));
@@ -208,6 +210,16 @@ describe('records from other SDKs', () => {
     expect(response.status).toBe(200);
     expect(codec.decodeResponse('traces', 'json', response.body)).toEqual({});
     expect(backend.events).toHaveLength(1);
+  });
+
+  it('drops a param or tag key MLflow would refuse, keeps the rest of the record, and counts it', async () => {
+    const { bridge, backend } = await start();
+    const attributes = { ...startRecord.attributes, 'ml.param.lr': { stringValue: '0.1' }, 'ml.param.bad key!': { stringValue: 'x' }, 'ml.tag.../up': { stringValue: 'y' }, 'ml.tag.team': { stringValue: 'ml' } };
+    const response = await post(`${bridge.url}/v1/logs`, jsonLogs([{ eventName: 'ml.run.start', attributes }]), JSON_TYPE);
+    expect(response.status).toBe(200);
+    expect(codec.decodeResponse('logs', 'json', response.body)).toEqual({});
+    expect(backend.events).toEqual([expect.objectContaining({ type: 'run_started', params: { lr: '0.1' }, tags: { team: 'ml' } })]);
+    expect(bridge.stats().droppedKeys).toBe(2);
   });
 
   it('accepts /v1/metrics and ignores it', async () => {

@@ -36,6 +36,7 @@ import {
   TAG_PREFIX,
   decodeMetricValue,
 } from '../conventions.js';
+import { validateKey } from '../../core/validation.js';
 import type { OtelLogInput, OtelSpanInput } from './inputs.js';
 
 /** Why an input was not turned into an event (counted, never thrown). */
@@ -45,6 +46,8 @@ export interface TranslatorStats {
   events: number;
   ignored: number;
   rejected: number;
+  /** Param and tag keys dropped for breaking the key rule (their records were kept). */
+  droppedKeys: number;
 }
 
 interface RunMemo {
@@ -80,7 +83,7 @@ export class OtelRunTranslator {
   private _seenTotal = 0;
   /** The run touched last (it is already the newest in `_runs`). */
   private _lastRunId: string | undefined;
-  private readonly _stats: TranslatorStats = { events: 0, ignored: 0, rejected: 0 };
+  private readonly _stats: TranslatorStats = { events: 0, ignored: 0, rejected: 0, droppedKeys: 0 };
 
   constructor(options: OtelRunTranslatorOptions = {}) {
     this._maxRuns = options.maxRuns ?? 10_000;
@@ -135,7 +138,7 @@ export class OtelRunTranslator {
       else if (memo.provisional) {
         // No ml.run.start came: the span carries the params and tags.
         memo.provisional = false;
-        const params = prefixed(span.attributes, PARAM_PREFIX);
+        const params = this._prefixed(span.attributes, PARAM_PREFIX);
         if (Object.keys(params).length > 0) out.push({ type: 'params', runId, time: span.startMillis, params });
       }
       if (!memo.finished) {
@@ -161,8 +164,8 @@ export class OtelRunTranslator {
         if (memo.provisional) {
           // The run was started from a later record; its params and tags arrive now.
           memo.provisional = false;
-          const params = prefixed(a, PARAM_PREFIX);
-          const tags = prefixed(a, TAG_PREFIX);
+          const params = this._prefixed(a, PARAM_PREFIX);
+          const tags = this._prefixed(a, TAG_PREFIX);
           if (Object.keys(params).length > 0) out.push({ type: 'params', runId, time: record.timeMillis, params });
           if (Object.keys(tags).length > 0) out.push({ type: 'tags', runId, time: record.timeMillis, tags });
           return;
@@ -177,7 +180,7 @@ export class OtelRunTranslator {
       case EVENT_PARAMS:
       case EVENT_TAGS: {
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
-        const values = prefixed(a, eventName === EVENT_PARAMS ? PARAM_PREFIX : TAG_PREFIX);
+        const values = this._prefixed(a, eventName === EVENT_PARAMS ? PARAM_PREFIX : TAG_PREFIX);
         if (Object.keys(values).length === 0) return;
         out.push(eventName === EVENT_PARAMS ? { type: 'params', runId, time: record.timeMillis, params: values } : { type: 'tags', runId, time: record.timeMillis, tags: values });
         return;
@@ -186,6 +189,8 @@ export class OtelRunTranslator {
         const key = asString(a[ATTR_METRIC_KEY]);
         const step = asInteger(a[ATTR_METRIC_STEP]);
         if (key === undefined || step === undefined || a[ATTR_METRIC_VALUE] === undefined) throw new TypeError('incomplete ml.metric record');
+        // Other SDKs' keys are not checked where they were logged: one MLflow refuses would fail a whole batch.
+        validateKey(key, 'metric');
         const value = decodeMetricValue(a[ATTR_METRIC_VALUE]);
         const id = `${key}\0${step}\0${record.timeMillis}`;
         if (memo.seen.has(id)) return this._duplicate();
@@ -255,8 +260,8 @@ export class OtelRunTranslator {
       name: asString(a[ATTR_RUN_NAME]) ?? `run-${runId.slice(0, 8)}`,
       experiment: asString(a[ATTR_EXPERIMENT_NAME]) ?? 'default',
       startTime: time,
-      params: prefixed(a, PARAM_PREFIX),
-      tags: prefixed(a, TAG_PREFIX),
+      params: this._prefixed(a, PARAM_PREFIX),
+      tags: this._prefixed(a, TAG_PREFIX),
     };
     const parentId = asString(a[ATTR_RUN_PARENT_ID]);
     if (parentId !== undefined) event.parentId = parentId;
@@ -295,20 +300,31 @@ export class OtelRunTranslator {
     keep.seen.clear();
   }
 
+  /**
+   * The attributes under `prefix` (params or tags) as strings, by key. A key that breaks the key rule
+   * is dropped and counted, and the record kept: MLflow would refuse the whole batch it travels in.
+   */
+  private _prefixed(a: Record<string, unknown>, prefix: string): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [name, value] of Object.entries(a)) {
+      if (!name.startsWith(prefix) || name.length === prefix.length) continue;
+      const key = name.slice(prefix.length);
+      try {
+        validateKey(key, 'param or tag');
+      } catch {
+        this._stats.droppedKeys++;
+        continue;
+      }
+      // Params and tags are strings by the conventions; other SDKs may send numbers or booleans.
+      if (typeof value === 'string') out[key] = value;
+      else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') out[key] = String(value);
+    }
+    return out;
+  }
+
   private _duplicate(): void {
     this._stats.ignored++;
   }
-}
-
-function prefixed(a: Record<string, unknown>, prefix: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [key, value] of Object.entries(a)) {
-    if (!key.startsWith(prefix) || key.length === prefix.length) continue;
-    // Params and tags are strings by the conventions; other SDKs may send numbers or booleans.
-    if (typeof value === 'string') out[key.slice(prefix.length)] = value;
-    else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') out[key.slice(prefix.length)] = String(value);
-  }
-  return out;
 }
 
 function asString(value: unknown): string | undefined {
