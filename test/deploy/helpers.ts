@@ -26,6 +26,34 @@ export function examplePython(): string {
   return python;
 }
 
+/**
+ * With examples/python/runtel_otel.py, in the example venv: a run `parent` (with `params`, a Python
+ * literal) and a nested run `child` whose block runs `childLines` (Python statements using `child`)
+ * and then raises ValueError("diverged"). Returns their runtel ids.
+ */
+export async function runFailingPythonRuns(env: NodeJS.ProcessEnv, experiment: string, params: string, childLines: string[]): Promise<{ parent: string; child: string }> {
+  const script = [
+    'import json',
+    'from runtel_otel import RuntelOtel',
+    `otel = RuntelOtel(experiment=${JSON.stringify(experiment)})`,
+    'ids = {}',
+    'try:',
+    `    with otel.start_run("parent", params=${params}) as parent:`,
+    '        ids["parent"] = parent.id',
+    '        with otel.start_run("child", parent=parent) as child:',
+    '            ids["child"] = child.id',
+    ...childLines.map((line) => `            ${line}`),
+    '            raise ValueError("diverged")',
+    'except ValueError:',
+    '    pass',
+    'otel.shutdown()',
+    'print(json.dumps(ids))',
+  ].join('\n');
+  const result = await runCommand(examplePython(), ['-c', script], { cwd: join(REPO_ROOT, 'examples/python'), env, timeoutMs: 60_000 });
+  if (result.code !== 0) throw new Error(`the failing-run script exited ${result.code}: ${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { parent: string; child: string };
+}
+
 export interface CommandResult {
   code: number | null;
   signal: NodeJS.Signals | null;

@@ -15,7 +15,7 @@ import type { CollectorHandle, JaegerHandle, MlflowHandle } from '../services/in
 import { poll, setupOrFail } from '../otel/real/util.js';
 import { mlflowRunsFor, paramsOf, startBridgeProcess, tagsOf } from '../bridge/pipeline.js';
 import type { BridgeProcess } from '../bridge/pipeline.js';
-import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, examplePython, runCommand } from './helpers.js';
+import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, examplePython, runCommand, runFailingPythonRuns } from './helpers.js';
 import type { CollectorEnv } from './helpers.js';
 
 const EPOCHS = 5;
@@ -136,27 +136,10 @@ describe('examples/python → collector (agent.yaml) → runtel bridge serve →
   it('a Python run that raises is FAILED, its parent too; NaN and ±Infinity arrive as MLflow stores them', async () => {
     ready();
     const experiment = `${EXPERIMENT}-failed`;
-    const script = [
-      'import json',
-      'from runtel_otel import RuntelOtel',
-      `otel = RuntelOtel(experiment=${JSON.stringify(experiment)})`,
-      'ids = {}',
-      'try:',
-      '    with otel.start_run("parent", params={"opt": {"name": "sgd", "momentum": 0.9}}) as parent:',
-      '        ids["parent"] = parent.id',
-      '        with otel.start_run("child", parent=parent) as child:',
-      '            ids["child"] = child.id',
-      '            for step, value in enumerate([0.5, float("nan"), float("inf"), float("-inf"), 2**40]):',
-      '                child.log_metrics({"loss": value}, step=step)',
-      '            raise ValueError("diverged")',
-      'except ValueError:',
-      '    pass',
-      'otel.shutdown()',
-      'print(json.dumps(ids))',
-    ].join('\n');
-    const result = await runCommand(examplePython(), ['-c', script], { cwd: join(REPO_ROOT, 'examples/python'), env: pythonEnv(undefined), timeoutMs: 60_000 });
-    expect(result.code, result.stderr).toBe(0);
-    const ids = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { parent: string; child: string };
+    const ids = await runFailingPythonRuns(pythonEnv(undefined), experiment, '{"opt": {"name": "sgd", "momentum": 0.9}}', [
+      'for step, value in enumerate([0.5, float("nan"), float("inf"), float("-inf"), 2**40]):',
+      '    child.log_metrics({"loss": value}, step=step)',
+    ]);
     const [parent, child] = await poll(
       'both failed runs in MLflow',
       async () => {

@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { startCollector, startJaeger } from '../services/index.js';
 import type { CollectorHandle, JaegerHandle } from '../services/index.js';
 import { jaegerTracesWithSpans, parentOf, poll, setupOrFail, tagValue } from '../otel/real/util.js';
-import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, examplePython, runCommand, startJsonSink } from './helpers.js';
+import { COLLECTOR_CONFIG_DIR, REPO_ROOT, collectorEnv, examplePython, runCommand, runFailingPythonRuns, startJsonSink } from './helpers.js';
 import type { CollectorEnv, JsonSink, SinkLogRecord, SinkSpan } from './helpers.js';
 
 const EPOCHS = 4;
@@ -245,28 +245,11 @@ describe('examples/python/runtel_otel.py: failures and special values', () => {
   it('a run whose block raises is failed (ERROR span with an exception event, exception.* on ml.run.end); NaN/±Infinity/huge values travel as strings', async () => {
     ready();
     const experiment = `${EXPERIMENT}-failed`;
-    const script = [
-      'import json, sys',
-      'from runtel_otel import RuntelOtel',
-      `otel = RuntelOtel(experiment=${JSON.stringify(experiment)})`,
-      'ids = {}',
-      'try:',
-      '    with otel.start_run("parent", params={"nested": {"a": 1, "b": [1, "x"]}, "flag": True, "none": None}) as parent:',
-      '        ids["parent"] = parent.id',
-      '        with otel.start_run("child", parent=parent) as child:',
-      '            ids["child"] = child.id',
-      '            child.log_metrics({"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "huge": 1e300, "big": 2**70, "ok": 0.5}, step=3)',
-      '            raise ValueError("diverged")',
-      'except ValueError:',
-      '    pass',
-      'otel.shutdown()',
-      'print(json.dumps(ids))',
-    ].join('\n');
     const env: NodeJS.ProcessEnv = { ...process.env, OTEL_EXPORTER_OTLP_ENDPOINT: ce!.otlpHttpUrl, OTEL_METRIC_EXPORT_INTERVAL: '60000' };
     for (const key of ['OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'RUNTEL_EXPERIMENT']) delete env[key];
-    const result = await runCommand(examplePython(), ['-c', script], { cwd: join(REPO_ROOT, 'examples/python'), env, timeoutMs: 60_000 });
-    expect(result.code, result.stderr).toBe(0);
-    const ids = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { parent: string; child: string };
+    const ids = await runFailingPythonRuns(env, experiment, '{"nested": {"a": 1, "b": [1, "x"]}, "flag": True, "none": None}', [
+      'child.log_metrics({"nan": float("nan"), "inf": float("inf"), "ninf": float("-inf"), "huge": 1e300, "big": 2**70, "ok": 0.5}, step=3)',
+    ]);
 
     const [parent, child] = await poll(
       'the failed runs at the sink',
