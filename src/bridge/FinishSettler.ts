@@ -19,11 +19,6 @@ export class FinishSettler {
     private readonly _release: (events: RunEvent[]) => void,
   ) {}
 
-  /** Runs whose finish is being held. */
-  get held(): number {
-    return this._held.size;
-  }
-
   /** The events to forward now; run_finished events are kept back and released later. */
   take(events: RunEvent[]): RunEvent[] {
     if (this._settleMillis <= 0) return events;
