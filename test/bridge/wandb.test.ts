@@ -174,4 +174,53 @@ describe('OtelLogger → otelcol-runtel → bridge → W&B (and MLflow from the 
     ]);
     expect(run.exitcode).toBe(0);
   }, 60_000);
+
+  it('a restarted bridge (empty memory) continues the W&B run after the lines W&B has, finding the run through MLflow by its tag', async () => {
+    ready();
+    const runId = 'c'.repeat(32);
+    const at = (ms: number): string => `${T0 + ms}000000`;
+    const id = { 'ml.run.id': { stringValue: runId } };
+    const metrics = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => ({
+        eventName: 'ml.metric',
+        timeUnixNano: at(from + i + 1),
+        attributes: { ...id, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: String(from + i) }, 'ml.metric.value': { doubleValue: 1 / (from + i + 1) } },
+      }));
+    const targets = {
+      port: 0,
+      mlflow: { trackingUri: mlflow!.url, flushIntervalMillis: 100 },
+      wandb: { baseUrl: wandb!.url, apiKey: API_KEY_40, mode: 'online' as const, flushIntervalMillis: 100 },
+      log: () => undefined,
+    };
+    const before = await createBridge(targets);
+    const start = { eventName: 'ml.run.start', timeUnixNano: at(0), attributes: { ...id, 'ml.run.name': { stringValue: 'restarted' }, 'ml.experiment.name': { stringValue: EXPERIMENT } } };
+    expect((await post(`${before.url}/v1/logs`, jsonLogs([start, ...metrics(0, 10)]), JSON_TYPE)).status).toBe(200);
+    await before.close(); // a graceful stop: what it took is delivered; the run stays open
+
+    const after = await createBridge(targets);
+    try {
+      // No start record: the new bridge finds the run's identity in MLflow, and W&B's line count.
+      const end = { eventName: 'ml.run.end', timeUnixNano: at(100), attributes: { ...id, 'ml.run.status': { stringValue: 'success' } } };
+      const response = await post(`${after.url}/v1/logs`, jsonLogs([...metrics(10, 20), end]), JSON_TYPE);
+      expect(response.status, response.body.toString()).toBe(200);
+      await after.flush();
+      const run = await poll(
+        'the restarted run complete in W&B',
+        () => {
+          const r = wandb!.getRun(EXPERIMENT, wandbRunId(runId));
+          return Promise.resolve(r?.complete === true ? r : undefined);
+        },
+        30_000,
+      );
+      const rows = wandb!.history(run);
+      expect(pointsOf(rows)).toEqual(Array.from({ length: 20 }, (_, step) => [step, 'loss', 1 / (step + 1)]));
+      expect(rowsWandbKeeps(rows)).toEqual(rows);
+      expect(historyOffsetsContiguous(wandb!, run)).toBe(true);
+      expect(run).toMatchObject({ displayName: 'restarted', exitcode: 0 });
+      expect(after.stats().heldForIdentity).toBe(0);
+      expect(after.failureCounts()).toEqual({});
+    } finally {
+      await after.close();
+    }
+  }, 60_000);
 });
