@@ -16,7 +16,7 @@ import { OtelLogger } from '../../src/otel/OtelLogger.js';
 import { CountingBatchLogRecordProcessor } from '../../src/otel/CountingBatchLogRecordProcessor.js';
 import type { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
-import { freePort, startCollector } from '../services/index.js';
+import { freePort, startForwardingCollector } from '../services/index.js';
 import type { CollectorHandle } from '../services/index.js';
 import { poll } from '../otel/real/util.js';
 import { get } from './helpers.js';
@@ -70,51 +70,14 @@ export async function startBridgeProcess(port: number, env: Record<string, strin
 }
 
 /** A collector whose logs and traces pipelines forward to `bridgeUrl`; returns it and its OTLP/HTTP base URL. */
-export async function startBridgeCollector(bridgeUrl: string, encoding: 'proto' | 'json' = 'proto'): Promise<{ collector: CollectorHandle; otlpUrl: string }> {
-  const [otlpHttp, health] = [await freePort(), await freePort()];
-  // otlphttp: protobuf (its default) or JSON, gzip (its default). Several consumers: batches may arrive out of order.
-  const config = `
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:${otlpHttp}
-processors:
-  batch:
-    timeout: 200ms
-exporters:
-  otlp_http/bridge:
-    endpoint: ${bridgeUrl}
-    encoding: ${encoding}
-    retry_on_failure:
-      enabled: true
-      initial_interval: 500ms
-      max_interval: 2s
-      max_elapsed_time: 300s
-    sending_queue:
-      enabled: true
-      num_consumers: 4
-      queue_size: 5000
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:${health}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_http/bridge]
-    traces:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_http/bridge]
-`;
-  const collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
-  return { collector, otlpUrl: `http://127.0.0.1:${otlpHttp}` };
+export function startBridgeCollector(bridgeUrl: string, encoding: 'proto' | 'json' = 'proto'): Promise<{ collector: CollectorHandle; otlpUrl: string }> {
+  // otlp_http: protobuf (its default) or JSON, gzip (its default). Several consumers: batches may arrive out of order.
+  return startForwardingCollector(bridgeUrl, {
+    batchYaml: '{ timeout: 200ms }',
+    exporterYaml: `    encoding: ${encoding}
+    retry_on_failure: { enabled: true, initial_interval: 500ms, max_interval: 2s, max_elapsed_time: 300s }
+    sending_queue: { enabled: true, num_consumers: 4, queue_size: 5000 }`,
+  });
 }
 
 export interface Emitter {

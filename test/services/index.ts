@@ -418,6 +418,46 @@ export interface CollectorOptions {
 }
 
 /**
+ * A collector with an OTLP/HTTP receiver whose `signals` pipelines (batch processor) forward to
+ * `targetUrl` with one `otlp_http` exporter: `exporterYaml` adds settings to it (indented four
+ * spaces), `batchYaml` replaces the batch processor's `{}`. Returns it and its OTLP/HTTP base URL.
+ */
+export async function startForwardingCollector(
+  targetUrl: string,
+  options: { signals?: Array<'logs' | 'traces'>; exporterYaml?: string; batchYaml?: string } = {},
+): Promise<{ collector: CollectorHandle; otlpUrl: string }> {
+  const [otlpHttp, health] = [await freePort(), await freePort()];
+  const pipelines = (options.signals ?? ['logs', 'traces'])
+    .map((signal) => `    ${signal}:\n      receivers: [otlp]\n      processors: [batch]\n      exporters: [otlp_http/target]`)
+    .join('\n');
+  const config = `
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:${otlpHttp}
+processors:
+  batch: ${options.batchYaml ?? '{}'}
+exporters:
+  otlp_http/target:
+    endpoint: ${targetUrl}
+${options.exporterYaml ?? ''}
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:${health}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      level: none
+  pipelines:
+${pipelines}
+`;
+  const collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
+  return { collector, otlpUrl: `http://127.0.0.1:${otlpHttp}` };
+}
+
+/**
  * Run `otelcol-runtel --config <file>` with the caller's config (ports already chosen; use 127.0.0.1).
  * Ready when `readyUrl` answers 2xx, else when the collector logs "Everything is ready".
  */

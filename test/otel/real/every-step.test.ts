@@ -13,7 +13,7 @@ import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-log
 import { OtelLogger } from '../../../src/otel/OtelLogger.js';
 import { CountingBatchLogRecordProcessor } from '../../../src/otel/CountingBatchLogRecordProcessor.js';
 import { decodeMetricValue } from '../../../src/otel/conventions.js';
-import { freePort, startCollector } from '../../services/index.js';
+import { startForwardingCollector } from '../../services/index.js';
 import type { CollectorHandle } from '../../services/index.js';
 import { attributesOf, decodeProtobufLogs } from '../otlp.js';
 import type { OtlpLogRecord } from '../otlp.js';
@@ -44,35 +44,8 @@ let otlpUrl = '';
 
 const ready = setupOrFail(async () => {
   sink = await startOtlpSink();
-  const [otlpHttp, health] = [await freePort(), await freePort()];
-  // The otlphttp exporter keeps its defaults: encoding proto, compression gzip, a sending queue.
-  const config = `
-receivers:
-  otlp:
-    protocols:
-      http:
-        endpoint: 127.0.0.1:${otlpHttp}
-processors:
-  batch: {}
-exporters:
-  otlp_http/sink:
-    endpoint: ${sink.url}
-extensions:
-  health_check:
-    endpoint: 127.0.0.1:${health}
-service:
-  extensions: [health_check]
-  telemetry:
-    metrics:
-      level: none
-  pipelines:
-    logs:
-      receivers: [otlp]
-      processors: [batch]
-      exporters: [otlp_http/sink]
-`;
-  collector = await startCollector(config, { readyUrl: `http://127.0.0.1:${health}/` });
-  otlpUrl = `http://127.0.0.1:${otlpHttp}`;
+  // The otlp_http exporter keeps its defaults: encoding proto, compression gzip, a sending queue.
+  ({ collector, otlpUrl } = await startForwardingCollector(sink.url, { signals: ['logs'] }));
 });
 
 afterAll(async () => {
