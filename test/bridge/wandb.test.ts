@@ -48,6 +48,21 @@ afterAll(async () => {
   await Promise.all([mlflow?.stop(), wandb?.close()]);
 });
 
+/** OTLP/JSON log records of run `runId`, as another SDK would post them (times in ms after T0). */
+function records(runId: string) {
+  const id = { 'ml.run.id': { stringValue: runId } };
+  const at = (ms: number): string => `${T0 + ms}000000`;
+  return {
+    start: (name: string) => ({ eventName: 'ml.run.start', timeUnixNano: at(0), attributes: { ...id, 'ml.run.name': { stringValue: name }, 'ml.experiment.name': { stringValue: EXPERIMENT } } }),
+    metric: (step: number, value: number) => ({
+      eventName: 'ml.metric',
+      timeUnixNano: at(step + 1),
+      attributes: { ...id, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: String(step) }, 'ml.metric.value': { doubleValue: value } },
+    }),
+    end: () => ({ eventName: 'ml.run.end', timeUnixNano: at(100_000), attributes: { ...id, 'ml.run.status': { stringValue: 'success' } } }),
+  };
+}
+
 const loss = (c: number, step: number): number => (step === 50 ? Number.NaN : 1 / (step + 1 + c));
 
 describe('OtelLogger → otelcol-runtel → bridge → W&B (and MLflow from the same stream)', () => {
@@ -144,19 +159,9 @@ describe('OtelLogger → otelcol-runtel → bridge → W&B (and MLflow from the 
   it('a batch sent twice adds no W&B history row (the translator remembers the points it forwarded)', async () => {
     ready();
     const runId = 'b'.repeat(32);
-    const at = (ms: number): string => `${T0 + ms}000000`;
-    const id = { 'ml.run.id': { stringValue: runId } };
-    const metric = (step: number, value: number) => ({
-      eventName: 'ml.metric',
-      timeUnixNano: at(step + 1),
-      attributes: { ...id, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: String(step) }, 'ml.metric.value': { doubleValue: value } },
-    });
-    const first = jsonLogs([
-      { eventName: 'ml.run.start', timeUnixNano: at(0), attributes: { ...id, 'ml.run.name': { stringValue: 'resent' }, 'ml.experiment.name': { stringValue: EXPERIMENT } } },
-      metric(0, 0.5),
-      metric(1, 0.25),
-    ]);
-    const second = jsonLogs([metric(2, 0.125), { eventName: 'ml.run.end', timeUnixNano: at(10), attributes: { ...id, 'ml.run.status': { stringValue: 'success' } } }]);
+    const r = records(runId);
+    const first = jsonLogs([r.start('resent'), r.metric(0, 0.5), r.metric(1, 0.25)]);
+    const second = jsonLogs([r.metric(2, 0.125), r.end()]);
     for (const body of [first, first, second, first, second]) {
       const response = await post(`${bridge!.url}/v1/logs`, body, JSON_TYPE);
       expect(response.status, response.body.toString()).toBe(200);
@@ -180,14 +185,8 @@ describe('OtelLogger → otelcol-runtel → bridge → W&B (and MLflow from the 
   it('a restarted bridge (empty memory) continues the W&B run after the lines W&B has, finding the run through MLflow by its tag', async () => {
     ready();
     const runId = 'c'.repeat(32);
-    const at = (ms: number): string => `${T0 + ms}000000`;
-    const id = { 'ml.run.id': { stringValue: runId } };
-    const metrics = (from: number, to: number) =>
-      Array.from({ length: to - from }, (_, i) => ({
-        eventName: 'ml.metric',
-        timeUnixNano: at(from + i + 1),
-        attributes: { ...id, 'ml.metric.key': { stringValue: 'loss' }, 'ml.metric.step': { intValue: String(from + i) }, 'ml.metric.value': { doubleValue: 1 / (from + i + 1) } },
-      }));
+    const r = records(runId);
+    const metrics = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => r.metric(from + i, 1 / (from + i + 1)));
     const targets = {
       port: 0,
       mlflow: { trackingUri: mlflow!.url, flushIntervalMillis: 100 },
@@ -195,15 +194,13 @@ describe('OtelLogger → otelcol-runtel → bridge → W&B (and MLflow from the 
       log: () => undefined,
     };
     const before = await createBridge(targets);
-    const start = { eventName: 'ml.run.start', timeUnixNano: at(0), attributes: { ...id, 'ml.run.name': { stringValue: 'restarted' }, 'ml.experiment.name': { stringValue: EXPERIMENT } } };
-    expect((await post(`${before.url}/v1/logs`, jsonLogs([start, ...metrics(0, 10)]), JSON_TYPE)).status).toBe(200);
+    expect((await post(`${before.url}/v1/logs`, jsonLogs([r.start('restarted'), ...metrics(0, 10)]), JSON_TYPE)).status).toBe(200);
     await before.close(); // a graceful stop: what it took is delivered; the run stays open
 
     const after = await createBridge(targets);
     try {
       // No start record: the new bridge finds the run's identity in MLflow, and W&B's line count.
-      const end = { eventName: 'ml.run.end', timeUnixNano: at(100), attributes: { ...id, 'ml.run.status': { stringValue: 'success' } } };
-      const response = await post(`${after.url}/v1/logs`, jsonLogs([...metrics(10, 20), end]), JSON_TYPE);
+      const response = await post(`${after.url}/v1/logs`, jsonLogs([...metrics(10, 20), r.end()]), JSON_TYPE);
       expect(response.status, response.body.toString()).toBe(200);
       await after.flush();
       const run = await poll(
