@@ -70,7 +70,7 @@ export interface OtelRunTranslatorOptions {
   maxSeenPointsPerRun?: number;
   /**
    * Metric points remembered in all, which bounds the memory de-duplication takes (about 70 bytes a
-   * point). Past it, the least recently active run forgets its points first. Default 5,000,000.
+   * point). Past it, the least recently active run forgets its points first. Default 1,000,000.
    */
   maxSeenPoints?: number;
 }
@@ -88,7 +88,7 @@ export class OtelRunTranslator {
   constructor(options: OtelRunTranslatorOptions = {}) {
     this._maxRuns = options.maxRuns ?? 10_000;
     this._maxSeen = options.maxSeenPointsPerRun ?? 1_000_000;
-    this._maxSeenTotal = options.maxSeenPoints ?? 5_000_000;
+    this._maxSeenTotal = options.maxSeenPoints ?? 1_000_000;
   }
 
   /** Metric points remembered for de-duplication, over all runs. */
