@@ -317,10 +317,16 @@ export class RuntelBridge {
   close(): Promise<void> {
     this._closing ??= (async () => {
       if (this._listening) {
+        // server.close() waits for every connection to end, and closes only those idle right now: a
+        // keep-alive connection whose request is still in flight would stay open for keepAliveTimeout
+        // (95 s). Answers sent from here on say `Connection: close` (see _respond), and idle
+        // connections are closed as they appear.
+        const sweep = setInterval(() => this._server.closeIdleConnections(), 50);
         await new Promise<void>((resolve) => {
           this._server.close(() => resolve());
           this._server.closeIdleConnections();
         });
+        clearInterval(sweep);
       }
       this._settler.flush();
       await Promise.all(this._sinks.map((s) => s.release()));
@@ -420,6 +426,7 @@ export class RuntelBridge {
     res.writeHead(status, {
       'content-type': encoding === 'protobuf' ? 'application/x-protobuf' : 'application/json',
       'content-length': String(body.length),
+      ...(this._closing !== undefined ? { connection: 'close' } : {}),
       ...headers,
     });
     res.end(body);

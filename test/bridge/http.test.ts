@@ -309,3 +309,30 @@ describe("a run's end waits for its last records", () => {
     expect(order(backend)).toEqual(['run_started', 'metrics@0', 'run_finished']);
   });
 });
+
+describe('shutdown', () => {
+  it('close() does not wait for a keep-alive connection whose request was in flight when it was called', async () => {
+    const { bridge } = await start();
+    const { Agent, request } = await import('node:http');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const body = jsonLogs([startRecord]);
+    // A request whose body is still arriving when close() is called (as a Collector's may be).
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = request(`${bridge.url}/v1/logs`, { method: 'POST', agent, headers: { ...JSON_TYPE, 'content-length': String(body.length) } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.write(body.subarray(0, 10));
+      setTimeout(() => req.end(body.subarray(10)), 300);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const t0 = Date.now();
+    const closed = bridge.close();
+    expect(await answered).toBe(200);
+    await closed;
+    // Not the 95 s keep-alive timeout: the connection is closed once its request is answered.
+    expect(Date.now() - t0).toBeLessThan(5_000);
+    agent.destroy();
+  });
+});
