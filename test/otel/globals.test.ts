@@ -10,7 +10,7 @@ import { withRun } from '../../src/core/context.js';
 import { OtelLogger } from '../../src/otel/OtelLogger.js';
 import { globalOtelProviders } from '../../src/otel/globals.js';
 import { TestMetricReader, installContextManager, sameSpan } from './helpers.js';
-import { startSink } from './otlp.js';
+import { startOtlpSink } from './real/util.js';
 
 const saved = { endpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT, backends: process.env.RUNTEL_BACKENDS };
 afterAll(() => {
@@ -48,7 +48,7 @@ describe('OtelLogger on global providers', () => {
     metrics.setGlobalMeterProvider(new MeterProvider({ readers: [reader] }));
     expect(globalOtelProviders()).toEqual({ traces: true, metrics: true, logs: true });
 
-    const sink = await startSink();
+    const sink = await startOtlpSink();
     process.env.OTEL_EXPORTER_OTLP_ENDPOINT = sink.url;
     process.env.RUNTEL_BACKENDS = 'otel';
     expect(backendsFromEnv()).toEqual(['otel']);

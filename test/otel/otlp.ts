@@ -1,9 +1,6 @@
 // Decoding OTLP for the tests: a protobuf schema of the OTLP logs and trace requests (the fields the
-// tests read, numbered as in opentelemetry-proto), JSON/protobuf normalisation, and an HTTP sink.
+// tests read, numbered as in opentelemetry-proto), and JSON/protobuf normalisation. (The HTTP sink is startOtlpSink in real/util.ts.)
 
-import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { gunzipSync } from 'node:zlib';
 import protobuf from 'protobufjs';
 
 const SCHEMA = `
@@ -174,38 +171,4 @@ export function attributesOf(list: OtlpAttributes): Record<string, unknown> {
 export function wireType(list: OtlpAttributes, key: string): string | undefined {
   const found = list.find((kv) => kv.key === key);
   return found === undefined ? undefined : Object.keys(found.value)[0];
-}
-
-export interface SinkRequest {
-  path: string;
-  contentType: string;
-  body: Buffer;
-}
-
-/** A tiny OTLP/HTTP receiver that keeps what the exporters send and answers 200. */
-export async function startSink(): Promise<{ url: string; requests: SinkRequest[]; close(): Promise<void> }> {
-  const requests: SinkRequest[] = [];
-  const server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => {
-      let body = Buffer.concat(chunks);
-      if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
-      const contentType = String(req.headers['content-type'] ?? '');
-      requests.push({ path: req.url ?? '', contentType, body });
-      res.writeHead(200, { 'content-type': contentType || 'application/json' });
-      res.end(contentType.includes('json') ? '{}' : undefined);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}`,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
 }

@@ -7,12 +7,13 @@ import { backendsFromEnv, createLoggerFromEnv } from '../../src/backends/createL
 import { withRun } from '../../src/core/context.js';
 import { decodeMetricValue } from '../../src/otel/conventions.js';
 import { globalOtelProviders } from '../../src/otel/globals.js';
-import { attributesOf, decodeJsonLogs, decodeJsonSpans, decodeProtobufLogs, decodeProtobufSpans, startSink } from './otlp.js';
+import { attributesOf, decodeJsonLogs, decodeJsonSpans, decodeProtobufLogs, decodeProtobufSpans } from './otlp.js';
+import { startOtlpSink } from './real/util.js';
 
 const ENV_KEYS = ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_PROTOCOL', 'OTEL_SERVICE_NAME', 'OTEL_RESOURCE_ATTRIBUTES', 'RUNTEL_EXPERIMENT', 'RUNTEL_BACKENDS'];
 
 export async function startOtelScenario(protocol: 'http/json' | 'http/protobuf'): Promise<void> {
-  const sink = await startSink();
+  const sink = await startOtlpSink();
   const saved = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
   try {
     for (const key of ENV_KEYS) delete process.env[key];

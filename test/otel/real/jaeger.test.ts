@@ -14,10 +14,10 @@ import type { OtelHandle } from '../../../src/otel/startOtel.js';
 import { decodeMetricValue } from '../../../src/otel/conventions.js';
 import { startJaeger } from '../../services/index.js';
 import type { JaegerHandle } from '../../services/index.js';
-import { attributesOf, decodeProtobufLogs, startSink } from '../otlp.js';
+import { attributesOf, decodeProtobufLogs } from '../otlp.js';
 import type { OtlpLogRecord } from '../otlp.js';
-import { getJson, jaegerTraces, jaegerTracesWithSpans, parentOf, setupOrFail, tagMap, tagValue, tagsWithPrefix } from './util.js';
-import type { JaegerSpan, JaegerTrace } from './util.js';
+import { getJson, jaegerTraces, jaegerTracesWithSpans, parentOf, setupOrFail, startOtlpSink, tagMap, tagValue, tagsWithPrefix } from './util.js';
+import type { JaegerSpan, JaegerTrace, OtlpSink } from './util.js';
 
 const SERVICE = 'runtel-jaeger-test';
 const ENV_KEYS = [
@@ -36,7 +36,7 @@ const FAILING_LR = 0.001;
 const lossAt = (lr: number, step: number): number => 1 / (1 + step * lr * 10);
 
 let jaeger: JaegerHandle | undefined;
-let sink: Awaited<ReturnType<typeof startSink>> | undefined;
+let sink: OtlpSink | undefined;
 let otel: OtelHandle | undefined;
 const savedEnv = Object.fromEntries(ENV_KEYS.map((k) => [k, process.env[k]]));
 
@@ -49,7 +49,7 @@ let records: OtlpLogRecord[] = [];
 
 const ready = setupOrFail(async () => {
   jaeger = await startJaeger();
-  sink = await startSink();
+  sink = await startOtlpSink();
   for (const key of ENV_KEYS) delete process.env[key];
   process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = `${jaeger.otlpHttpUrl}/v1/traces`;
   process.env.OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = `${sink.url}/v1/metrics`;
