@@ -1,25 +1,13 @@
 // MlflowLogger against a real MLflow server, read back through REST and MLflow's Python client.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CompositeLogger, InMemoryLogger, JsonlLogger, MlflowClient, MlflowLogger, readRun, withRun } from '../../src/index.js';
+import { CompositeLogger, InMemoryLogger, JsonlLogger, MlflowLogger, readRun, withRun } from '../../src/index.js';
 import type { BackendFailure } from '../../src/index.js';
-import { startMlflow } from '../services/index.js';
-import type { MlflowHandle } from '../services/index.js';
-import { pyValue, readBackWithPython, runsByRuntelId, waitFor } from './helpers.js';
+import { pyValue, readBackWithPython, runsByRuntelId, waitFor, useMlflowServer } from './helpers.js';
 
-let server: MlflowHandle;
-let client: MlflowClient;
-
-beforeAll(async () => {
-  server = await startMlflow();
-  client = new MlflowClient({ trackingUri: server.url });
-});
-afterAll(async () => {
-  await client?.close();
-  await server?.stop();
-});
+const mlflow = useMlflowServer();
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'runtel-mlflow-'));
@@ -29,7 +17,7 @@ describe('MlflowLogger', () => {
   it('params, every point (NaN/±Inf), tags, status, nesting and artifacts arrive exactly, by REST and by the Python client', async () => {
     const experiment = 'direct-roundtrip';
     const memory = new InMemoryLogger();
-    const logger = new CompositeLogger([memory, new MlflowLogger({ trackingUri: server.url })]);
+    const logger = new CompositeLogger([memory, new MlflowLogger({ trackingUri: mlflow.server.url })]);
     const src = tempDir();
     mkdirSync(join(src, 'data', 'sub'), { recursive: true });
     const blob = Buffer.alloc(3 * 1024 * 1024 + 7, 0);
@@ -55,7 +43,7 @@ describe('MlflowLogger', () => {
     });
     await logger.shutdown();
 
-    const byId = await runsByRuntelId(client, experiment);
+    const byId = await runsByRuntelId(mlflow.client, experiment);
     const parent = byId.get(parentId)!;
     const childRecord = memory.runs.find((r) => r.name === 'child')!;
     const child = byId.get(childRecord.id)!;
@@ -64,10 +52,10 @@ describe('MlflowLogger', () => {
     const tags = Object.fromEntries(parent.data.tags!.map((t) => [t.key, t.value]));
     expect(tags).toMatchObject({ team: 'ml', stage: 'prod', 'mlflow.runName': 'parent', 'runtel.run_id': parentId });
     expect(Object.fromEntries(child.data.tags!.map((t) => [t.key, t.value]))['mlflow.parentRunId']).toBe(parent.info.run_id);
-    const loss = await client.getMetricHistory(parent.info.run_id, 'loss');
+    const loss = await mlflow.client.getMetricHistory(parent.info.run_id, 'loss');
     expect(loss).toHaveLength(300);
 
-    const py = await readBackWithPython(server.url, experiment);
+    const py = await readBackWithPython(mlflow.server.url, experiment);
     const pyParent = py.find((r) => r.tags['runtel.run_id'] === parentId)!;
     const expected = memory.getRun(parentId)!;
     expect(pyParent.params).toEqual(expected.params);
@@ -87,38 +75,38 @@ describe('MlflowLogger', () => {
   });
 
   it('a run is RUNNING in MLflow from startRun on, and a point is visible within about 2 s', async () => {
-    const logger = new MlflowLogger({ trackingUri: server.url });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url });
     const run = logger.startRun({ name: 'live', experiment: 'live' });
-    const runs = await waitFor('the live run', async () => (await runsByRuntelId(client, 'live')).get(run.id));
+    const runs = await waitFor('the live run', async () => (await runsByRuntelId(mlflow.client, 'live')).get(run.id));
     expect(runs.info.status).toBe('RUNNING');
     const t0 = Date.now();
     run.logMetrics({ loss: 0.25 }, { step: 1 });
     const history = await waitFor('the point', async () => {
-      const h = await client.getMetricHistory(runs.info.run_id, 'loss');
+      const h = await mlflow.client.getMetricHistory(runs.info.run_id, 'loss');
       return h.length > 0 ? h : undefined;
     });
     expect(Date.now() - t0).toBeLessThan(2500);
     expect(history[0]).toMatchObject({ step: 1, value: 0.25 });
     await run.finish('killed');
-    expect((await client.getRun(runs.info.run_id)).info.status).toBe('KILLED');
+    expect((await mlflow.client.getRun(runs.info.run_id)).info.status).toBe('KILLED');
     await logger.shutdown();
   });
 
   it('10,000 params are chunked within the batch limits', async () => {
-    const logger = new MlflowLogger({ trackingUri: server.url, flushTimeoutMillis: 120_000 });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url, flushTimeoutMillis: 120_000 });
     const config: Record<string, number> = {};
     for (let i = 0; i < 10_000; i++) config[`p${i}`] = i;
     const run = logger.startRun({ name: 'many-params', experiment: 'params', config });
     await run.finish();
     await logger.shutdown();
-    const stored = (await runsByRuntelId(client, 'params')).get(run.id)!;
+    const stored = (await runsByRuntelId(mlflow.client, 'params')).get(run.id)!;
     expect(stored.data.params).toHaveLength(10_000);
     expect(Object.fromEntries(stored.data.params!.map((p) => [p.key, p.value])).p9999).toBe('9999');
     expect(logger.failureCounts()).toEqual({});
   });
 
   it('bad input: a 300-character key throws at the call; a 7000-character param value is a RangeError at the call', () => {
-    const logger = new MlflowLogger({ trackingUri: server.url });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url });
     const run = logger.startRun({ name: 'bad', experiment: 'bad' });
     expect(() => run.logMetrics({ ['k'.repeat(300)]: 1 })).toThrow('invalid metric key');
     expect(() => run.logParams({ long: 'x'.repeat(7000) })).toThrow('param "long" is 7000 characters; the limit is 6000');
@@ -127,11 +115,11 @@ describe('MlflowLogger', () => {
 
   it('stricter server limits: values are truncated to the configured limit and reported once', async () => {
     const failures: BackendFailure[] = [];
-    const logger = new MlflowLogger({ trackingUri: server.url, maxParamValueLength: 250, onError: (f) => failures.push(f) });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url, maxParamValueLength: 250, onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'strict', experiment: 'strict', config: { a: 'y'.repeat(400), b: 'z'.repeat(300) } });
     await run.finish();
     await logger.shutdown();
-    const stored = (await runsByRuntelId(client, 'strict')).get(run.id)!;
+    const stored = (await runsByRuntelId(mlflow.client, 'strict')).get(run.id)!;
     expect(Object.fromEntries(stored.data.params!.map((p) => [p.key, p.value]))).toEqual({ a: 'y'.repeat(250), b: 'z'.repeat(250) });
     expect(failures.filter((f) => String(f.error).includes('truncated'))).toHaveLength(1);
   });
@@ -139,12 +127,12 @@ describe('MlflowLogger', () => {
   it('a run deleted in MLflow meanwhile is reported once; the JSONL store keeps the data', async () => {
     const failures: BackendFailure[] = [];
     const dir = tempDir();
-    const logger = new CompositeLogger([new JsonlLogger({ dir }), new MlflowLogger({ trackingUri: server.url })], { onError: (f) => failures.push(f) });
+    const logger = new CompositeLogger([new JsonlLogger({ dir }), new MlflowLogger({ trackingUri: mlflow.server.url })], { onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'doomed', experiment: 'deleted' });
     run.logMetrics({ loss: 1 }, { step: 0 });
     await logger.forceFlush();
-    const mlflowRun = (await runsByRuntelId(client, 'deleted')).get(run.id)!;
-    await fetch(`${server.url}/api/2.0/mlflow/runs/delete`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run_id: mlflowRun.info.run_id }) });
+    const mlflowRun = (await runsByRuntelId(mlflow.client, 'deleted')).get(run.id)!;
+    await fetch(`${mlflow.server.url}/api/2.0/mlflow/runs/delete`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ run_id: mlflowRun.info.run_id }) });
     for (let step = 1; step <= 50; step++) {
       run.logMetrics({ loss: 1 / step }, { step });
       if (step % 10 === 0) await logger.forceFlush();
@@ -158,33 +146,33 @@ describe('MlflowLogger', () => {
   });
 
   it('resumes an MLflow run by its runtel id and by its MLflow run id: RUNNING again, steps continue', async () => {
-    const first = new MlflowLogger({ trackingUri: server.url });
+    const first = new MlflowLogger({ trackingUri: mlflow.server.url });
     const run = first.startRun({ name: 'resumable', experiment: 'resume', config: { lr: 0.1 } });
     run.logMetrics({ loss: 1 }, { step: 9 });
     await run.finish('killed');
     await first.shutdown();
-    const mlflowId = (await runsByRuntelId(client, 'resume')).get(run.id)!.info.run_id;
+    const mlflowId = (await runsByRuntelId(mlflow.client, 'resume')).get(run.id)!.info.run_id;
 
-    const second = new MlflowLogger({ trackingUri: server.url });
+    const second = new MlflowLogger({ trackingUri: mlflow.server.url });
     const resumed = await second.resumeRun(run.id, { experiment: 'resume' });
     expect(resumed.id).toBe(run.id);
     expect(() => resumed.logParams({ lr: 0.2 })).toThrow('already "0.1"');
     resumed.logMetrics({ loss: 0.5 });
     await second.forceFlush();
-    expect((await client.getRun(mlflowId)).info.status).toBe('RUNNING');
+    expect((await mlflow.client.getRun(mlflowId)).info.status).toBe('RUNNING');
     await resumed.finish();
     await second.shutdown();
-    expect((await client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10]);
+    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10]);
 
-    const third = new MlflowLogger({ trackingUri: server.url });
+    const third = new MlflowLogger({ trackingUri: mlflow.server.url });
     const byMlflowId = await third.resumeRun(mlflowId);
     expect(byMlflowId.id).toBe(run.id);
     byMlflowId.logMetrics({ loss: 0.25 });
     await byMlflowId.finish();
     await third.shutdown();
-    expect((await client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10, 11]);
-    const runs = await runsByRuntelId(client, 'resume');
+    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10, 11]);
+    const runs = await runsByRuntelId(mlflow.client, 'resume');
     expect(runs.size).toBe(1);
-    await expect(new MlflowLogger({ trackingUri: server.url }).resumeRun('0'.repeat(32))).rejects.toThrow('MLflow has no such run');
+    await expect(new MlflowLogger({ trackingUri: mlflow.server.url }).resumeRun('0'.repeat(32))).rejects.toThrow('MLflow has no such run');
   });
 });

@@ -1,23 +1,11 @@
 // The OTel path: an app's own providers with MlflowSpanExporter and MlflowLogRecordExporter.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import { InMemoryLogger, CompositeLogger, MlflowClient, MlflowLogRecordExporter, MlflowSpanExporter, OtelLogger, withRun } from '../../src/index.js';
-import { startMlflow } from '../services/index.js';
-import type { MlflowHandle } from '../services/index.js';
-import { pyValue, readBackWithPython, runsByRuntelId } from './helpers.js';
+import { InMemoryLogger, CompositeLogger, MlflowLogRecordExporter, MlflowSpanExporter, OtelLogger, withRun } from '../../src/index.js';
+import { pyValue, readBackWithPython, runsByRuntelId, useMlflowServer } from './helpers.js';
 
-let server: MlflowHandle;
-let client: MlflowClient;
-
-beforeAll(async () => {
-  server = await startMlflow();
-  client = new MlflowClient({ trackingUri: server.url });
-});
-afterAll(async () => {
-  await client?.close();
-  await server?.stop();
-});
+const mlflow = useMlflowServer();
 
 function appProviders(trackingUri: string) {
   const spanExporter = new MlflowSpanExporter({ trackingUri });
@@ -37,7 +25,7 @@ function appProviders(trackingUri: string) {
 describe('MLflow through OTel exporters', () => {
   it('runs logged through OtelLogger reach MLflow as they would directly: params, every point, status, nesting, artifacts', async () => {
     const experiment = 'otel-exporters';
-    const app = appProviders(server.url);
+    const app = appProviders(mlflow.server.url);
     const memory = new InMemoryLogger();
     const logger = new CompositeLogger([memory, new OtelLogger({ tracerProvider: app.tracerProvider, loggerProvider: app.loggerProvider })]);
     let parentId = '';
@@ -54,7 +42,7 @@ describe('MLflow through OTel exporters', () => {
     await logger.shutdown();
     await app.shutdown();
 
-    const py = await readBackWithPython(server.url, experiment);
+    const py = await readBackWithPython(mlflow.server.url, experiment);
     expect(py).toHaveLength(3);
     const parent = py.find((r) => r.tags['runtel.run_id'] === parentId)!;
     expect(parent.status).toBe('FINISHED');
@@ -78,7 +66,7 @@ describe('MLflow through OTel exporters', () => {
     const experiment = 'otel-restart';
     const records: Array<{ kind: 'log' | 'span'; item: unknown }> = [];
     // Capture what the SDK hands the exporters, then replay it through a fresh exporter pair.
-    const first = appProviders(server.url);
+    const first = appProviders(mlflow.server.url);
     const logger = new OtelLogger({ tracerProvider: first.tracerProvider, loggerProvider: first.loggerProvider });
     // eslint-disable-next-line @typescript-eslint/unbound-method -- restored below; called with the right `this`
     const spanExport = MlflowSpanExporter.prototype.export;
@@ -96,19 +84,19 @@ describe('MLflow through OTel exporters', () => {
       MlflowSpanExporter.prototype.export = spanExport;
       MlflowLogRecordExporter.prototype.export = logExport;
     }
-    const replaySpan = new MlflowSpanExporter({ trackingUri: server.url });
-    const replayLog = new MlflowLogRecordExporter({ trackingUri: server.url });
+    const replaySpan = new MlflowSpanExporter({ trackingUri: mlflow.server.url });
+    const replayLog = new MlflowLogRecordExporter({ trackingUri: mlflow.server.url });
     expect(replayLog.sink).not.toBe(undefined);
     await new Promise<void>((resolve) => replayLog.export(records.filter((r) => r.kind === 'log').map((r) => r.item) as never, () => resolve()));
     await new Promise<void>((resolve) => replaySpan.export(records.filter((r) => r.kind === 'span').map((r) => r.item) as never, () => resolve()));
     await replayLog.shutdown();
     await replaySpan.shutdown();
 
-    const runs = await runsByRuntelId(client, experiment);
+    const runs = await runsByRuntelId(mlflow.client, experiment);
     expect(runs.size).toBe(1);
     const run = [...runs.values()][0]!;
     expect(run.info.status).toBe('FINISHED');
-    const history = await client.getMetricHistory(run.info.run_id, 'm');
+    const history = await mlflow.client.getMetricHistory(run.info.run_id, 'm');
     expect(history.map((m) => Number(m.step)).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i));
   });
 });

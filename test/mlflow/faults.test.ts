@@ -1,5 +1,5 @@
 // Faults with a real MLflow server: an outage, a slow server, a killed or crashing trainer.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
 import { createServer, request as httpRequest } from 'node:http';
 import type { Server } from 'node:http';
@@ -7,23 +7,12 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MlflowClient, MlflowLogger } from '../../src/index.js';
+import { MlflowLogger } from '../../src/index.js';
 import type { BackendFailure } from '../../src/index.js';
-import { freePort, startMlflow } from '../services/index.js';
-import type { MlflowHandle } from '../services/index.js';
-import { runsByRuntelId, waitFor } from './helpers.js';
+import { freePort } from '../services/index.js';
+import { runsByRuntelId, waitFor, useMlflowServer } from './helpers.js';
 
-let server: MlflowHandle;
-let client: MlflowClient;
-
-beforeAll(async () => {
-  server = await startMlflow();
-  client = new MlflowClient({ trackingUri: server.url });
-});
-afterAll(async () => {
-  await client?.close();
-  await server?.stop();
-});
+const mlflow = useMlflowServer();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -31,7 +20,7 @@ describe('MLflow faults', () => {
   it('MLflow stopped for 30 s mid-run and restarted on the same store: every point exactly once, status right', async () => {
     const failures: BackendFailure[] = [];
     // finish() waits for the backlog the outage left (its default bound is 5 s).
-    const logger = new MlflowLogger({ trackingUri: server.url, flushTimeoutMillis: 120_000, onError: (f) => failures.push(f) });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url, flushTimeoutMillis: 120_000, onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'outage', experiment: 'outage' });
     let step = 0;
     const logFor = async (millis: number) => {
@@ -44,16 +33,16 @@ describe('MLflow faults', () => {
     };
     await logFor(1500);
     await logger.forceFlush();
-    await server.stopFor(async () => {
+    await mlflow.server.stopFor(async () => {
       await logFor(31_000);
     });
     await logFor(1000);
     await run.finish();
     await logger.shutdown();
-    const mlflowRun = (await runsByRuntelId(client, 'outage')).get(run.id)!;
+    const mlflowRun = (await runsByRuntelId(mlflow.client, 'outage')).get(run.id)!;
     expect(mlflowRun.info.status).toBe('FINISHED');
     for (const key of ['loss', 'acc']) {
-      const steps = (await client.getMetricHistory(mlflowRun.info.run_id, key)).map((m) => Number(m.step)).sort((a, b) => a - b);
+      const steps = (await mlflow.client.getMetricHistory(mlflowRun.info.run_id, key)).map((m) => Number(m.step)).sort((a, b) => a - b);
       expect(steps).toEqual(Array.from({ length: step }, (_, i) => i));
     }
     expect(logger.stats().undeliveredPoints).toBe(0);
@@ -62,7 +51,7 @@ describe('MLflow faults', () => {
   }, 180_000);
 
   it('a slow server does not slow the training loop; the queue stays bounded and what overflows is counted', async () => {
-    const proxy = await delayingProxy(server.port, 1500);
+    const proxy = await delayingProxy(mlflow.server.port, 1500);
     const logger = new MlflowLogger({ trackingUri: proxy.url, maxQueuedPoints: 5_000, flushTimeoutMillis: 120_000, onError: () => undefined });
     const run = logger.startRun({ name: 'slow', experiment: 'slow' });
     let maxQueued = 0;
@@ -85,7 +74,7 @@ describe('MLflow faults', () => {
 
   it('a create-run whose answer is lost is retried without making a second run (found by its runtel.run_id tag)', async () => {
     let creates = 0;
-    const proxy = await faultyProxy(server.port, (path) => (path.endsWith('/runs/create') && creates++ === 0 ? { forward: true, dropAnswer: true } : { forward: true }));
+    const proxy = await faultyProxy(mlflow.server.port, (path) => (path.endsWith('/runs/create') && creates++ === 0 ? { forward: true, dropAnswer: true } : { forward: true }));
     const failures: BackendFailure[] = [];
     const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'lost-answer', experiment: 'lost-answer' });
@@ -95,16 +84,16 @@ describe('MLflow faults', () => {
     await proxy.close();
     expect(creates).toBe(1); // the retry found the run instead of creating it again
     expect(failures).toEqual([]);
-    const runs = await runsByRuntelId(client, 'lost-answer');
+    const runs = await runsByRuntelId(mlflow.client, 'lost-answer');
     expect([...runs.keys()]).toEqual([run.id]);
-    expect((await client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
+    expect((await mlflow.client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
     expect(runs.get(run.id)!.info.status).toBe('FINISHED');
   });
 
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
     const pool = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)' });
     let batches = 0;
-    const proxy = await faultyProxy(server.port, (path) => (path.endsWith('/runs/log-batch') && batches++ < 3 ? { status: 400, body: pool } : { forward: true }));
+    const proxy = await faultyProxy(mlflow.server.port, (path) => (path.endsWith('/runs/log-batch') && batches++ < 3 ? { status: 400, body: pool } : { forward: true }));
     const failures: BackendFailure[] = [];
     const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
     const run = logger.startRun({ name: 'pool', experiment: 'pool' });
@@ -114,10 +103,10 @@ describe('MLflow faults', () => {
     await proxy.close();
     expect(failures).toEqual([]);
     expect(logger.stats().retries).toBeGreaterThanOrEqual(3);
-    const stored = (await runsByRuntelId(client, 'pool')).get(run.id)!;
-    expect((await client.getMetricHistory(stored.info.run_id, 'loss')).map((p) => p.value)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    const stored = (await runsByRuntelId(mlflow.client, 'pool')).get(run.id)!;
+    expect((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).map((p) => p.value)).toEqual(Array.from({ length: 50 }, (_, i) => i));
 
-    const other = await faultyProxy(server.port, (path) => (path.endsWith('/runs/log-batch') ? { status: 400, body: JSON.stringify({ error_code: 'BAD_REQUEST', message: 'something else' }) } : { forward: true }));
+    const other = await faultyProxy(mlflow.server.port, (path) => (path.endsWith('/runs/log-batch') ? { status: 400, body: JSON.stringify({ error_code: 'BAD_REQUEST', message: 'something else' }) } : { forward: true }));
     const failures2: BackendFailure[] = [];
     const logger2 = new MlflowLogger({ trackingUri: other.url, retryMaxDelayMillis: 200, onError: (f) => failures2.push(f) });
     const run2 = logger2.startRun({ name: 'bad', experiment: 'pool' });
@@ -131,7 +120,7 @@ describe('MLflow faults', () => {
 
   it('SIGTERM to the training process: the run is KILLED in MLflow within 5 s', async () => {
     const { runId, exitedAfterMillis } = await runChild('loop', 'SIGTERM');
-    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(client, 'exit')).get(runId));
+    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(mlflow.client, 'exit')).get(runId));
     expect(mlflowRun.info.status).toBe('KILLED');
     expect(exitedAfterMillis).toBeLessThan(5000);
   });
@@ -139,7 +128,7 @@ describe('MLflow faults', () => {
   it('an uncaught exception: the run is FAILED in MLflow', async () => {
     const { runId, code } = await runChild('throw');
     expect(code).toBe(1);
-    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(client, 'exit')).get(runId));
+    const mlflowRun = await waitFor('the run', async () => (await runsByRuntelId(mlflow.client, 'exit')).get(runId));
     expect(mlflowRun.info.status).toBe('FAILED');
   });
 });
@@ -150,7 +139,7 @@ function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: strin
   const env = { ...process.env };
   delete env.RUNTEL_EXIT_HANDLERS;
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, server.url, dir, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [child, mlflow.server.url, dir, mode], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let sentAt = Date.now();
     proc.stdout.on('data', (d: Buffer) => {

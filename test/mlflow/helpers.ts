@@ -4,10 +4,26 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { MlflowClient } from '../../src/index.js';
+import { afterAll, beforeAll } from 'vitest';
+import { MlflowClient } from '../../src/index.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
 import { decodeStoredValue } from '../../src/mlflow/MlflowClient.js';
-import { mlflowPython } from '../services/index.js';
+import { mlflowPython, startMlflow } from '../services/index.js';
+import type { MlflowHandle } from '../services/index.js';
+
+/** A real MLflow server and a client for the tests of one file: started before them, stopped after. */
+export function useMlflowServer(): { server: MlflowHandle; client: MlflowClient } {
+  const ctx = {} as { server: MlflowHandle; client: MlflowClient };
+  beforeAll(async () => {
+    ctx.server = await startMlflow();
+    ctx.client = new MlflowClient({ trackingUri: ctx.server.url });
+  });
+  afterAll(async () => {
+    await ctx.client?.close();
+    await ctx.server?.stop();
+  });
+  return ctx;
+}
 
 export interface PyRun {
   run_id: string;

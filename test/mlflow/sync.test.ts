@@ -1,27 +1,15 @@
 // `runtel sync --to mlflow`: air-gapped runs from the JSONL store uploaded later, idempotently.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JsonlLogger, MlflowClient, withRun } from '../../src/index.js';
-import { startMlflow } from '../services/index.js';
-import type { MlflowHandle } from '../services/index.js';
-import { pyValue, readBackWithPython } from './helpers.js';
+import { JsonlLogger, withRun } from '../../src/index.js';
+import { pyValue, readBackWithPython, useMlflowServer } from './helpers.js';
 
-let server: MlflowHandle;
-let client: MlflowClient;
+const mlflow = useMlflowServer();
 const cli = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-
-beforeAll(async () => {
-  server = await startMlflow();
-  client = new MlflowClient({ trackingUri: server.url });
-});
-afterAll(async () => {
-  await client?.close();
-  await server?.stop();
-});
 
 function runtel(args: string[], env: Record<string, string>): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -51,7 +39,7 @@ describe('runtel sync --to mlflow', () => {
     });
     await logger.shutdown();
 
-    const env = { MLFLOW_TRACKING_URI: server.url };
+    const env = { MLFLOW_TRACKING_URI: mlflow.server.url };
     const first = await runtel(['sync', '--to', 'mlflow', '--dir', dir], env);
     expect(first.stderr).toBe('');
     expect(first.code).toBe(0);
@@ -59,7 +47,7 @@ describe('runtel sync --to mlflow', () => {
     const again = await runtel(['sync', '--to', 'mlflow', '--dir', dir], env);
     expect(again.code).toBe(0);
 
-    const py = await readBackWithPython(server.url, 'offline');
+    const py = await readBackWithPython(mlflow.server.url, 'offline');
     expect(py).toHaveLength(4);
     const parent = py.find((r) => r.tags['runtel.run_id'] === ids[0])!;
     expect(parent.status).toBe('FINISHED');
@@ -82,11 +70,11 @@ describe('runtel sync --to mlflow', () => {
     });
     await withRun(logger, { name: 'other', experiment: 'offline-one' }, (r) => r.logMetrics({ a: 2 }));
     await logger.shutdown();
-    const env = { MLFLOW_TRACKING_URI: server.url };
+    const env = { MLFLOW_TRACKING_URI: mlflow.server.url };
     const res = await runtel(['sync', 'keep', '--to', 'mlflow', '--dir', dir], env);
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('synced 2 runs');
-    const py = await readBackWithPython(server.url, 'offline-one');
+    const py = await readBackWithPython(mlflow.server.url, 'offline-one');
     expect(py.map((r) => r.tags['mlflow.runName']).sort()).toEqual(['keep', 'keep-child']);
     const missing = await runtel(['sync', 'nope', '--to', 'mlflow', '--dir', dir], env);
     expect(missing.code).toBe(1);
