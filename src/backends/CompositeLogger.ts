@@ -63,8 +63,17 @@ export class CompositeBackend implements RunBackend {
     return this._each('forceFlush', (child) => child.forceFlush());
   }
 
-  shutdown(): Promise<void> {
-    return this._each('shutdown', (child) => child.shutdown());
+  flushRun(runId: string): Promise<void> {
+    return this._each('forceFlush', (child) => child.flushRun?.(runId) ?? child.forceFlush());
+  }
+
+  shutdown(options?: { timeoutMillis?: number }): Promise<void> {
+    return this._each('shutdown', (child) => child.shutdown(options));
+  }
+
+  describePending(): string | undefined {
+    const parts = this.pendingChildren().map((child) => child.describePending?.()).filter((d) => d !== undefined);
+    return parts.length === 0 ? undefined : parts.join('; ');
   }
 
   /** Children whose forceFlush or shutdown has not settled yet. */

@@ -10,9 +10,11 @@ import type { RunOwner } from './RunHandle.js';
 import { FailureReporter } from './errors.js';
 import type { BackendErrorHandler } from './errors.js';
 import { activeRun } from './context.js';
-import { defaultExperiment, getNumberFromEnv } from './env.js';
+import { defaultExperiment, flushTimeoutFromEnv } from './env.js';
 import { trackRun, untrackLogger, untrackRun } from './processExit.js';
 import { validateName } from './validation.js';
+
+const SHUTDOWN_GRACE_MILLIS = 1000;
 
 export interface BackendLoggerOptions {
   /** Bound on `finish()`, `forceFlush()` and `shutdown()`. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
@@ -33,7 +35,7 @@ export class BackendLogger implements Logger {
   constructor(backend: RunBackend, options: BackendLoggerOptions = {}) {
     this.backend = backend;
     this._failures = new FailureReporter(options.onError);
-    this._flushTimeoutMillis = options.flushTimeoutMillis ?? getNumberFromEnv('RUNTEL_FLUSH_TIMEOUT_MILLIS') ?? 5000;
+    this._flushTimeoutMillis = options.flushTimeoutMillis ?? flushTimeoutFromEnv();
     if (!(this._flushTimeoutMillis > 0)) throw new RangeError('flushTimeoutMillis must be greater than 0');
     backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
@@ -42,7 +44,8 @@ export class BackendLogger implements Logger {
         this._runs.delete(run);
         untrackRun(run);
         // Staged model copies go once every backend has them; after a timeout they stay for the retries.
-        const delivered = await this._bounded(this.backend.forceFlush(), 'forceFlush');
+        const flushed = this.backend.flushRun?.(run.id) ?? this.backend.forceFlush();
+        const delivered = await this._bounded(flushed, 'forceFlush');
         if (delivered && this.backend.retainsArtifactPaths !== true) run.removeStagedFiles();
       },
     };
@@ -110,7 +113,9 @@ export class BackendLogger implements Logger {
   shutdown(): Promise<void> {
     this._shutdown ??= (async () => {
       await Promise.allSettled([...this._runs].map((run) => run.finish('killed')));
-      await this._bounded(this.backend.shutdown(), 'shutdown');
+      // Backends give up at the deadline themselves (and say what was not delivered); the grace
+      // only catches one that does not.
+      await this._bounded(this.backend.shutdown({ timeoutMillis: this._flushTimeoutMillis }), 'shutdown', SHUTDOWN_GRACE_MILLIS);
       untrackLogger(this);
     })();
     return this._shutdown;
@@ -145,21 +150,24 @@ export class BackendLogger implements Logger {
     }
   }
 
-  /** Waits for `work` up to the flush deadline; true when it settled in time (failed or not). */
-  private async _bounded(work: Promise<void>, operation: string): Promise<boolean> {
+  /**
+   * Waits for `work` up to the flush deadline; true when it settled in time (failed or not). The
+   * deadline timer keeps the process alive (an awaited shutdown must settle), nothing else does.
+   */
+  private async _bounded(work: Promise<void>, operation: string, graceMillis = 0): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this._flushTimeoutMillis);
-      timer.unref();
+      timer = setTimeout(() => resolve('timeout'), this._flushTimeoutMillis + graceMillis);
     });
     try {
       const outcome = await Promise.race([work.then(() => 'done' as const), deadline]);
       if (outcome === 'done') return true;
+      const detail = this.backend.describePending?.();
       for (const backend of this._pendingBackends()) {
         this._failures.report({
           backend,
           operation,
-          error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms; delivery continues in the background`),
+          error: new Error(`${operation} did not finish within ${this._flushTimeoutMillis} ms${detail === undefined ? '' : ` (${detail})`}; delivery continues in the background`),
         });
       }
       return false;

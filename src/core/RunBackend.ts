@@ -32,6 +32,16 @@ export interface RunBackend {
   bindFailureReporter?(report: (failure: BackendFailure) => void): void;
   /** Delivers everything queued so far. Should settle; the logger bounds it with its flush deadline. */
   forceFlush(): Promise<void>;
-  /** Flushes and releases resources. Called once. */
-  shutdown(): Promise<void>;
+  /**
+   * Delivers what was handed over for one run (its `finish()` waits for this, bounded by the flush
+   * deadline). Default: `forceFlush`, which waits for every run.
+   */
+  flushRun?(runId: string): Promise<void>;
+  /** What is still in progress when a flush deadline passes (a slow exporter and its endpoint), for the message. */
+  describePending?(): string | undefined;
+  /**
+   * Flushes within `timeoutMillis` (the logger's flush deadline) and releases resources; what is
+   * not delivered by then is given up (the JSONL store keeps it). Called once.
+   */
+  shutdown(options?: { timeoutMillis?: number }): Promise<void>;
 }

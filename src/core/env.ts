@@ -1,12 +1,5 @@
 // Environment parsing as opentelemetry-js does it: empty means unset; invalid values warn and fall back.
 
-export type RuntelEnvVar =
-  | 'RUNTEL_DIR'
-  | 'RUNTEL_EXPERIMENT'
-  | 'RUNTEL_BACKENDS'
-  | 'RUNTEL_FLUSH_TIMEOUT_MILLIS'
-  | 'RUNTEL_EXIT_HANDLERS';
-
 export function getStringFromEnv(name: string): string | undefined {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return undefined;
@@ -35,4 +28,9 @@ export function getBooleanFromEnv(name: string): boolean | undefined {
 
 export function defaultExperiment(): string {
   return getStringFromEnv('RUNTEL_EXPERIMENT') ?? 'default';
+}
+
+/** The flush deadline of finish(), forceFlush() and shutdown(): env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000 ms. */
+export function flushTimeoutFromEnv(): number {
+  return getNumberFromEnv('RUNTEL_FLUSH_TIMEOUT_MILLIS') ?? 5000;
 }

@@ -2,7 +2,7 @@
 // rejection 'failed'; then loggers flush within a deadline and the process exits conventionally.
 // On a normal exit with runs left open they are finished 'success', as MLflow's atexit hook does.
 
-import { getBooleanFromEnv, getNumberFromEnv } from './env.js';
+import { flushTimeoutFromEnv, getBooleanFromEnv } from './env.js';
 import type { FinalRunStatus } from './types.js';
 
 interface TrackedRun {
@@ -48,7 +48,7 @@ export function untrackLogger(logger: FlushableLogger): void {
 
 /** Finishes every running run with `status`, then flushes every logger, bounded by the exit deadline. */
 export async function finishAllRuns(status: FinalRunStatus, error?: unknown): Promise<void> {
-  const timeoutMillis = getNumberFromEnv('RUNTEL_FLUSH_TIMEOUT_MILLIS') ?? 5000;
+  const timeoutMillis = flushTimeoutFromEnv();
   const work = Promise.allSettled([
     ...[...runs].filter((r) => r.status === 'running').map((r) => r.finish(status, error)),
   ]).then(() => Promise.allSettled([...loggers].map((l) => l.forceFlush())));

@@ -1,14 +1,11 @@
 // A small typed client for MLflow's tracking REST API (`/api/2.0/mlflow/...`) and its artifact
-// proxy. Retries 429, 5xx and connection errors with exponential backoff and jitter (p-retry),
-// honouring Retry-After; other 4xx are permanent. Credentials never appear in errors.
+// proxy, on the shared HttpClient (retries, Retry-After, redaction, timers that let a process exit).
 
-import { createReadStream, readFileSync, statSync } from 'node:fs';
-import type { Readable } from 'node:stream';
-import pRetry, { AbortError } from 'p-retry';
-import { Agent, request } from 'undici';
-import type { Dispatcher } from 'undici';
 import { getBooleanFromEnv, getStringFromEnv } from '../core/env.js';
-import { parseRetryAfter, redactUrl } from '../core/http.js';
+import { HttpClient, redactUrl } from '../delivery/HttpClient.js';
+import type { HttpRetryOptions } from '../delivery/HttpClient.js';
+import { TargetError } from '../delivery/TargetError.js';
+import type { TargetErrorInit } from '../delivery/TargetError.js';
 
 export type MlflowRunStatus = 'RUNNING' | 'SCHEDULED' | 'FINISHED' | 'FAILED' | 'KILLED';
 
@@ -41,7 +38,7 @@ export interface MlflowRun {
   data: { metrics?: MlflowMetric[]; params?: MlflowKeyValue[]; tags?: MlflowKeyValue[] };
 }
 
-export interface MlflowClientOptions {
+export interface MlflowClientOptions extends HttpRetryOptions {
   /** Default: env `MLFLOW_TRACKING_URI`. */
   trackingUri?: string;
   /** Default: env `MLFLOW_TRACKING_USERNAME`. With a password, Basic auth (wins over a token). */
@@ -54,31 +51,28 @@ export interface MlflowClientOptions {
   insecureTls?: boolean;
   /** CA bundle for the server's certificate. Default: env `MLFLOW_TRACKING_SERVER_CERT_PATH`. */
   serverCertPath?: string;
-  /** How long a request is retried before it is given up. Default 600000 (10 minutes). */
-  retryTimeoutMillis?: number;
-  /** Per attempt. Default 30000. */
-  requestTimeoutMillis?: number;
-  /** Longest wait between two attempts (backoff doubles from 250 ms with jitter). Default 10000, so delivery resumes soon after an outage ends. */
-  retryMaxDelayMillis?: number;
-  /** Called before each retry (for counting). */
-  onRetry?: (error: MlflowError) => void;
 }
+
+/** The experiment tag MLflow 3's UI reads to open an experiment in its model-training view. */
+export const EXPERIMENT_KIND_TAG = 'mlflow.experimentKind';
+export const EXPERIMENT_KIND_TRAINING = 'custom_model_development';
 
 /** SQLAlchemy's pool timeout, as MLflow passes it on: "QueuePool limit of size 5 overflow 10 reached, connection timed out". */
 const POOL_EXHAUSTED = /QueuePool limit of size \d+ overflow \d+ reached/;
 
 /** A failed MLflow call: HTTP status (0 for a connection error), MLflow's error_code and message. */
-export class MlflowError extends Error {
-  readonly status: number;
-  readonly errorCode: string;
-  readonly retryAfterMillis: number | undefined;
-
-  constructor(status: number, errorCode: string, message: string, retryAfterMillis?: number) {
-    super(`MLflow ${status === 0 ? 'unreachable' : `HTTP ${status}`} ${errorCode}: ${message}`);
+export class MlflowError extends TargetError {
+  constructor(status: number, errorCode: string, message: string, retryAfterMillis?: number, operation = 'request') {
+    super(
+      { target: 'MLflow', operation, status, code: errorCode, message, retryAfterMillis },
+      `MLflow ${status === 0 ? 'unreachable' : `HTTP ${status}`} ${errorCode}: ${message}`,
+    );
     this.name = 'MlflowError';
-    this.status = status;
-    this.errorCode = errorCode;
-    this.retryAfterMillis = retryAfterMillis;
+  }
+
+  /** MLflow's `error_code` (`RESOURCE_DOES_NOT_EXIST`, …), or `HTTP_<status>`, or a connection error code. */
+  get errorCode(): string {
+    return this.code;
   }
 
   /**
@@ -86,19 +80,18 @@ export class MlflowError extends Error {
    * SQL store answers 400 BAD_REQUEST when its database connection pool is exhausted (SQLAlchemy's
    * TimeoutError is not an OperationalError, which it would map to 503), an overload that passes.
    */
-  get retryable(): boolean {
-    return this.status === 0 || this.status === 429 || this.status >= 500 || (this.status === 400 && POOL_EXHAUSTED.test(this.message));
+  override get retryable(): boolean {
+    return super.retryable || (this.status === 400 && POOL_EXHAUSTED.test(this.message));
   }
+}
+
+function mlflowError(init: TargetErrorInit): TargetError {
+  return new MlflowError(init.status, init.code, init.message, init.retryAfterMillis, init.operation);
 }
 
 export class MlflowClient {
   readonly trackingUri: string;
-  private readonly _authorization: string | undefined;
-  private readonly _dispatcher: Dispatcher | undefined;
-  private readonly _retryTimeoutMillis: number;
-  private readonly _requestTimeoutMillis: number;
-  private readonly _retryMaxDelayMillis: number;
-  private readonly _onRetry: ((error: MlflowError) => void) | undefined;
+  readonly http: HttpClient;
 
   constructor(options: MlflowClientOptions = {}) {
     const uri = options.trackingUri ?? getStringFromEnv('MLFLOW_TRACKING_URI');
@@ -108,40 +101,47 @@ export class MlflowClient {
     const username = options.username ?? getStringFromEnv('MLFLOW_TRACKING_USERNAME');
     const password = options.password ?? getStringFromEnv('MLFLOW_TRACKING_PASSWORD');
     const token = options.token ?? getStringFromEnv('MLFLOW_TRACKING_TOKEN');
-    if (username !== undefined && password !== undefined) {
-      this._authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
-    } else if (token !== undefined) {
-      this._authorization = `Bearer ${token}`;
-    }
-    const insecure = options.insecureTls ?? getBooleanFromEnv('MLFLOW_TRACKING_INSECURE_TLS') ?? false;
-    const certPath = options.serverCertPath ?? getStringFromEnv('MLFLOW_TRACKING_SERVER_CERT_PATH');
-    if (insecure || certPath !== undefined) {
-      this._dispatcher = new Agent({ connect: { rejectUnauthorized: !insecure, ...(certPath !== undefined ? { ca: readFileSync(certPath) } : {}) } });
-    }
-    this._retryTimeoutMillis = options.retryTimeoutMillis ?? 600_000;
-    this._requestTimeoutMillis = options.requestTimeoutMillis ?? 30_000;
-    this._retryMaxDelayMillis = options.retryMaxDelayMillis ?? 10_000;
-    this._onRetry = options.onRetry;
+    let authorization: string | undefined;
+    if (username !== undefined && password !== undefined) authorization = `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+    else if (token !== undefined) authorization = `Bearer ${token}`;
+    this.http = new HttpClient({
+      ...options,
+      target: 'MLflow',
+      // Ten minutes of retries; waits double from 250 ms up to 10 s, so delivery resumes soon after an outage ends.
+      defaults: { retryTimeoutMillis: 600_000, retryMinDelayMillis: 250, retryMaxDelayMillis: 10_000, requestTimeoutMillis: 30_000 },
+      authorization,
+      secrets: [password ?? '', token ?? ''],
+      insecureTls: options.insecureTls ?? getBooleanFromEnv('MLFLOW_TRACKING_INSECURE_TLS') ?? false,
+      serverCertPath: options.serverCertPath ?? getStringFromEnv('MLFLOW_TRACKING_SERVER_CERT_PATH'),
+      errorFor: mlflowError,
+    });
   }
 
   // --- experiments ---
 
   async getExperimentIdByName(name: string): Promise<string | undefined> {
     try {
-      const res = await this._call<{ experiment: { experiment_id: string } }>('GET', `experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`);
+      const res = await this._call<{ experiment: { experiment_id: string } }>('get-experiment', 'GET', `experiments/get-by-name?experiment_name=${encodeURIComponent(name)}`);
       return res.experiment.experiment_id;
     } catch (error) {
-      if (error instanceof MlflowError && error.errorCode === 'RESOURCE_DOES_NOT_EXIST') return undefined;
+      if (isMissing(error)) return undefined;
       throw error;
     }
   }
 
-  /** Race-safe: a concurrent create answers RESOURCE_ALREADY_EXISTS (HTTP 400), then we look it up again. */
+  /**
+   * Race-safe: a concurrent create answers RESOURCE_ALREADY_EXISTS (HTTP 400), then we look it up
+   * again. An experiment runtel creates is marked a model-training one (MLflow 3's UI otherwise opens
+   * it in its GenAI view); one that exists is left as it is.
+   */
   async getOrCreateExperiment(name: string): Promise<string> {
     const existing = await this.getExperimentIdByName(name);
     if (existing !== undefined) return existing;
     try {
-      const res = await this._call<{ experiment_id: string }>('POST', 'experiments/create', { name });
+      const res = await this._call<{ experiment_id: string }>('create-experiment', 'POST', 'experiments/create', {
+        name,
+        tags: [{ key: EXPERIMENT_KIND_TAG, value: EXPERIMENT_KIND_TRAINING }],
+      });
       return res.experiment_id;
     } catch (error) {
       if (error instanceof MlflowError && error.errorCode === 'RESOURCE_ALREADY_EXISTS') {
@@ -157,7 +157,7 @@ export class MlflowClient {
     const out = new Map<string, string>();
     let pageToken: string | undefined;
     do {
-      const page = await this._call<{ experiments?: Array<{ experiment_id: string; name: string }>; next_page_token?: string }>('POST', 'experiments/search', {
+      const page = await this._call<{ experiments?: Array<{ experiment_id: string; name: string }>; next_page_token?: string }>('search-experiments', 'POST', 'experiments/search', {
         max_results: 1000,
         view_type: 'ACTIVE_ONLY',
         ...(pageToken !== undefined ? { page_token: pageToken } : {}),
@@ -169,7 +169,7 @@ export class MlflowClient {
   }
 
   async getExperimentName(experimentId: string): Promise<string> {
-    const res = await this._call<{ experiment: { name: string } }>('GET', `experiments/get?experiment_id=${encodeURIComponent(experimentId)}`);
+    const res = await this._call<{ experiment: { name: string } }>('get-experiment', 'GET', `experiments/get?experiment_id=${encodeURIComponent(experimentId)}`);
     return res.experiment.name;
   }
 
@@ -184,15 +184,16 @@ export class MlflowClient {
     body: { experiment_id: string; run_name: string; start_time: number; tags: MlflowKeyValue[] },
     options: { findCreated?: () => Promise<MlflowRunInfo | undefined> } = {},
   ): Promise<MlflowRunInfo> {
-    const res = await this._call<{ run: MlflowRun }>('POST', 'runs/create', body, options.findCreated && (async () => {
-      const info = await options.findCreated!();
+    const find = options.findCreated;
+    const res = await this._call<{ run: MlflowRun }>('create-run', 'POST', 'runs/create', body, find && (async () => {
+      const info = await find();
       return info === undefined ? undefined : { run: { info, data: {} } };
     }));
     return res.run.info;
   }
 
   async getRun(runId: string): Promise<MlflowRun> {
-    const res = await this._call<{ run: MlflowRun }>('GET', `runs/get?run_id=${encodeURIComponent(runId)}`);
+    const res = await this._call<{ run: MlflowRun }>('get-run', 'GET', `runs/get?run_id=${encodeURIComponent(runId)}`);
     return res.run;
   }
 
@@ -201,7 +202,7 @@ export class MlflowClient {
     const runs: MlflowRun[] = [];
     let pageToken: string | undefined;
     do {
-      const res = await this._call<{ runs?: MlflowRun[]; next_page_token?: string }>('POST', 'runs/search', {
+      const res = await this._call<{ runs?: MlflowRun[]; next_page_token?: string }>('search-runs', 'POST', 'runs/search', {
         experiment_ids: experimentIds,
         filter,
         run_view_type: runViewType,
@@ -214,16 +215,26 @@ export class MlflowClient {
     return runs;
   }
 
+  /** The first run whose tag `key` is `value`, in any of `experimentIds` (asked in slices: MLflow caps the experiments of one search). */
+  async findRunByTag(experimentIds: readonly string[], key: string, value: string): Promise<MlflowRun | undefined> {
+    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(value)) return undefined; // never put odd characters into a filter string
+    for (let i = 0; i < experimentIds.length; i += 100) {
+      const found = (await this.searchRuns(experimentIds.slice(i, i + 100), `tags.\`${key}\` = '${value}'`))[0];
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+
   async logBatch(body: { run_id: string; metrics?: MlflowMetric[]; params?: MlflowKeyValue[]; tags?: MlflowKeyValue[] }): Promise<void> {
-    await this._call('POST', 'runs/log-batch', body);
+    await this._call('log-batch', 'POST', 'runs/log-batch', body);
   }
 
   async updateRun(body: { run_id: string; status: MlflowRunStatus; end_time?: number; run_name?: string }): Promise<void> {
-    await this._call('POST', 'runs/update', body);
+    await this._call('update-run', 'POST', 'runs/update', body);
   }
 
   async setTag(runId: string, key: string, value: string): Promise<void> {
-    await this._call('POST', 'runs/set-tag', { run_id: runId, key, value });
+    await this._call('set-tag', 'POST', 'runs/set-tag', { run_id: runId, key, value });
   }
 
   /**
@@ -235,7 +246,7 @@ export class MlflowClient {
     let pageToken: string | undefined;
     do {
       const query = `run_id=${encodeURIComponent(runId)}&metric_key=${encodeURIComponent(key)}&max_results=25000${pageToken ? `&page_token=${encodeURIComponent(pageToken)}` : ''}`;
-      const res = await this._call<{ metrics?: MlflowMetric[]; next_page_token?: string }>('GET', `metrics/get-history?${query}`);
+      const res = await this._call<{ metrics?: MlflowMetric[]; next_page_token?: string }>('get-metric-history', 'GET', `metrics/get-history?${query}`);
       for (const m of res.metrics ?? []) out.push({ ...m, value: decodeStoredValue(m.value), timestamp: Number(m.timestamp), step: Number(m.step ?? 0) });
       pageToken = res.next_page_token;
     } while (pageToken);
@@ -244,119 +255,38 @@ export class MlflowClient {
 
   // --- artifacts (through the tracking server's proxy) ---
 
-  /**
-   * Streams a file to `mlflow-artifacts:/<path>` (the run's artifact_uri plus the artifact name).
-   * The file is never read whole into memory.
-   */
+  /** Streams a file to `mlflow-artifacts:/<path>` (the run's artifact_uri plus the artifact name). */
   async uploadArtifact(artifactPath: string, file: string): Promise<void> {
-    const url = `${this.trackingUri}/api/2.0/mlflow-artifacts/artifacts/${artifactPath.split('/').map(encodeURIComponent).join('/')}`;
-    await this._retry(async () => {
-      const size = statSync(file).size;
-      const res = await this._send(url, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },
-        body: createReadStream(file),
-      });
-      await this._check(res);
-      await res.body.dump();
-    });
+    await this.http.putFile('upload-artifact', this._artifactUrl(artifactPath), file);
   }
 
   /** The bytes of an artifact (for tests and sync checks). */
   async downloadArtifact(artifactPath: string): Promise<Buffer> {
-    const url = `${this.trackingUri}/api/2.0/mlflow-artifacts/artifacts/${artifactPath.split('/').map(encodeURIComponent).join('/')}`;
-    return this._retry(async () => {
-      const res = await this._send(url, { method: 'GET', headers: {} });
-      await this._check(res);
-      return Buffer.from(await res.body.arrayBuffer());
-    });
+    return this.http.getBytes('download-artifact', this._artifactUrl(artifactPath));
   }
 
+  /** Cuts off requests in flight; idempotent. */
   async close(): Promise<void> {
-    await this._dispatcher?.close();
+    await this.http.close();
   }
 
-  // --- plumbing ---
-
-  /** `beforeRetry`: before each attempt after the first; a value it returns is the result. */
-  private _call<T = unknown>(method: 'GET' | 'POST', path: string, body?: unknown, beforeRetry?: () => Promise<T | undefined>): Promise<T> {
-    const url = `${this.trackingUri}/api/2.0/mlflow/${path}`;
-    const payload = body === undefined ? undefined : JSON.stringify(body);
-    return this._retry(async (attempt) => {
-      if (attempt > 1 && beforeRetry !== undefined) {
-        const found = await beforeRetry();
-        if (found !== undefined) return found;
-      }
-      const res = await this._send(url, {
-        method,
-        headers: payload === undefined ? {} : { 'content-type': 'application/json' },
-        ...(payload !== undefined ? { body: payload } : {}),
-      });
-      await this._check(res);
-      const text = await res.body.text();
-      return (text === '' ? {} : JSON.parse(text)) as T;
-    });
+  private _artifactUrl(artifactPath: string): string {
+    return `${this.trackingUri}/api/2.0/mlflow-artifacts/artifacts/${artifactPath.split('/').map(encodeURIComponent).join('/')}`;
   }
 
-  private async _send(url: string, options: { method: Dispatcher.HttpMethod; headers: Record<string, string>; body?: string | Readable }): Promise<Dispatcher.ResponseData> {
-    const headers = { ...options.headers, ...(this._authorization !== undefined ? { authorization: this._authorization } : {}) };
-    try {
-      return await request(url, {
-        method: options.method,
-        headers,
-        body: options.body,
-        headersTimeout: this._requestTimeoutMillis,
-        bodyTimeout: this._requestTimeoutMillis,
-        ...(this._dispatcher !== undefined ? { dispatcher: this._dispatcher } : {}),
-      });
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? 'CONNECTION_ERROR';
-      throw new MlflowError(0, code, `${options.method} ${redactUrl(url)}: ${(error as Error).message}`);
-    }
+  private _call<T = unknown>(operation: string, method: 'GET' | 'POST', path: string, body?: unknown, beforeRetry?: () => Promise<T | undefined>): Promise<T> {
+    return this.http.json<T>(operation, method, `${this.trackingUri}/api/2.0/mlflow/${path}`, body, beforeRetry);
   }
+}
 
-  private async _check(res: Dispatcher.ResponseData): Promise<void> {
-    if (res.statusCode < 400) return;
-    const text = await res.body.text().catch(() => '');
-    let errorCode = `HTTP_${res.statusCode}`;
-    let message = text.slice(0, 500);
-    try {
-      const parsed = JSON.parse(text) as { error_code?: string; message?: string };
-      if (parsed.error_code !== undefined) errorCode = parsed.error_code;
-      if (parsed.message !== undefined) message = parsed.message;
-    } catch {
-      // Not JSON (a proxy's page, a plain-text 503): keep the text.
-    }
-    throw new MlflowError(res.statusCode, errorCode, message, parseRetryAfter(res.headers['retry-after']));
-  }
+/** MLflow's answer for a run or experiment that does not exist. */
+export function isMissing(error: unknown): boolean {
+  return error instanceof MlflowError && error.errorCode === 'RESOURCE_DOES_NOT_EXIST';
+}
 
-  private _retry<T>(attempt: (attemptNumber: number) => Promise<T>): Promise<T> {
-    return pRetry(
-      async (attemptNumber) => {
-        try {
-          return await attempt(attemptNumber);
-        } catch (error) {
-          if (error instanceof MlflowError && !error.retryable) throw new AbortError(error);
-          throw error;
-        }
-      },
-      {
-        retries: Number.POSITIVE_INFINITY,
-        maxRetryTime: this._retryTimeoutMillis,
-        factor: 2,
-        minTimeout: 250,
-        maxTimeout: this._retryMaxDelayMillis,
-        randomize: true,
-        onFailedAttempt: async ({ error }) => {
-          if (error instanceof MlflowError) {
-            this._onRetry?.(error);
-            // Retry-After is a floor on the wait; the backoff comes on top of it.
-            if (error.retryAfterMillis !== undefined) await new Promise((r) => setTimeout(r, Math.min(error.retryAfterMillis!, 60_000)));
-          }
-        },
-      },
-    );
-  }
+/** NaN and ±Infinity as the quoted strings MLflow's JSON parser accepts. */
+export function toMlflowMetricValue(value: number): number | string {
+  return Number.isFinite(value) ? value : String(value);
 }
 
 /** A metric value as MLflow returns it, with its SQL store's stand-ins for ±Infinity undone. */

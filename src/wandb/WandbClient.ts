@@ -1,61 +1,36 @@
 // A small client for the W&B server API that run clients use: GraphQL at `{base}/graphql`
-// (Viewer, UpsertBucket, RunResumeStatus, CreateRunFiles), the run's file_stream, and upload PUTs to
-// the URLs CreateRunFiles hands out. HTTP Basic auth with user `api`. Retries 429, 5xx and
-// connection errors with exponential backoff and jitter (p-retry), honouring Retry-After; 400, 401,
-// 403, 404, 409 and the other 4xx are permanent. The API key never appears in errors.
+// (Viewer, UpsertBucket, RunResumeStatus, CreateRunFiles, HistoryPage), the run's file_stream, and
+// upload PUTs to the URLs CreateRunFiles hands out. HTTP Basic auth with user `api`, on the shared
+// HttpClient (retries of 429, 5xx and connection errors; the API key never appears in errors).
 
-import { createReadStream, statSync } from 'node:fs';
-import pRetry, { AbortError } from 'p-retry';
-import { request } from 'undici';
-import type { Dispatcher } from 'undici';
 import { getStringFromEnv } from '../core/env.js';
-import { parseRetryAfter, redactUrl } from '../core/http.js';
+import { HttpClient } from '../delivery/HttpClient.js';
+import type { HttpRetryOptions } from '../delivery/HttpClient.js';
+import { TargetError } from '../delivery/TargetError.js';
 
 /** W&B's cloud: the product's default when `WANDB_BASE_URL` is unset. */
 export const DEFAULT_WANDB_BASE_URL = 'https://api.wandb.ai';
 
-export interface WandbClientOptions {
+export interface WandbClientOptions extends HttpRetryOptions {
   /** Default: env `WANDB_API_KEY`. Keys of 40 and of 86 characters (and on-prem `local-…` keys) work. */
   apiKey?: string;
   /** Default: env `WANDB_BASE_URL`, else W&B's cloud. */
   baseUrl?: string;
-  /** How long a request is retried before it is given up. Default 86,400,000 (24 hours). */
-  retryTimeoutMillis?: number;
-  /** First backoff wait. Default 2000 (as W&B's own client). */
-  retryMinDelayMillis?: number;
-  /** Longest backoff wait. Default 60000 (as W&B's own client). */
-  retryMaxDelayMillis?: number;
-  /** Per attempt. Default 60000. */
-  requestTimeoutMillis?: number;
-  /**
-   * Backoff timers do not keep the process alive (default true): a program that ends while W&B is
-   * unreachable exits instead of waiting; the JSONL store keeps the run for `runtel sync --to wandb`.
-   */
-  unrefTimers?: boolean;
-  /** Called before each retry (for counting). */
-  onRetry?: (error: WandbError) => void;
 }
 
 /** A failed W&B call: HTTP status (0 for a connection error, 200 for a GraphQL error) and message. */
-export class WandbError extends Error {
-  readonly status: number;
-  /** `HTTP_<status>`, `GRAPHQL` or a connection error code such as `ECONNREFUSED`. */
-  readonly code: string;
-  readonly operation: string;
-  readonly retryAfterMillis: number | undefined;
-
+export class WandbError extends TargetError {
   constructor(operation: string, status: number, code: string, message: string, retryAfterMillis?: number) {
-    super(`W&B ${operation}: ${status === 0 ? 'unreachable' : code === 'GRAPHQL' ? 'GraphQL error' : `HTTP ${status}`} ${status === 0 ? `(${code}) ` : ''}${message}`.trimEnd());
+    super(
+      { target: 'W&B', operation, status, code, message, retryAfterMillis },
+      `W&B ${operation}: ${status === 0 ? 'unreachable' : code === 'GRAPHQL' ? 'GraphQL error' : `HTTP ${status}`} ${status === 0 ? `(${code}) ` : ''}${message}`.trimEnd(),
+    );
     this.name = 'WandbError';
-    this.operation = operation;
-    this.status = status;
-    this.code = code;
-    this.retryAfterMillis = retryAfterMillis;
   }
 
   /** 429, 5xx and connection errors are worth retrying; other 4xx and GraphQL errors are permanent. */
-  get retryable(): boolean {
-    return this.code !== 'GRAPHQL' && (this.status === 0 || this.status === 429 || this.status >= 500);
+  override get retryable(): boolean {
+    return this.code !== 'GRAPHQL' && super.retryable;
   }
 }
 
@@ -128,31 +103,32 @@ const CREATE_RUN_FILES = `mutation CreateRunFiles($entity: String!, $project: St
   }
 }`;
 
+// W&B's public API pages a run's history by `_step` with this query (`Run.scan_history`).
+const HISTORY_PAGE = `query HistoryPage($entity: String!, $project: String!, $run: String!, $minStep: Int64!, $maxStep: Int64!, $pageSize: Int!) {
+  project(name: $project, entityName: $entity) {
+    run(name: $run) { history(minStep: $minStep, maxStep: $maxStep, samples: $pageSize) }
+  }
+}`;
+
 export class WandbClient {
   readonly baseUrl: string;
-  private readonly _apiKey: string;
-  private readonly _authorization: string;
-  private readonly _retryTimeoutMillis: number;
-  private readonly _minDelay: number;
-  private readonly _maxDelay: number;
-  private readonly _requestTimeoutMillis: number;
-  private readonly _unref: boolean;
-  private readonly _onRetry: ((error: WandbError) => void) | undefined;
+  readonly http: HttpClient;
 
   constructor(options: WandbClientOptions = {}) {
-    const apiKey = options.apiKey ?? getStringFromEnv('WANDB_API_KEY');
-    if (apiKey === undefined || apiKey.trim() === '') throw new Error('W&B API key missing: pass apiKey or set WANDB_API_KEY');
-    this._apiKey = apiKey.trim();
+    const apiKey = (options.apiKey ?? getStringFromEnv('WANDB_API_KEY'))?.trim();
+    if (apiKey === undefined || apiKey === '') throw new Error('W&B API key missing: pass apiKey or set WANDB_API_KEY');
     const base = options.baseUrl ?? getStringFromEnv('WANDB_BASE_URL') ?? DEFAULT_WANDB_BASE_URL;
-    if (!/^https?:\/\//.test(base)) throw new Error(`W&B base URL must be http(s)://…, got ${JSON.stringify(this._redact(base))}`);
+    if (!/^https?:\/\//.test(base)) throw new Error(`W&B base URL must be http(s)://…, got ${JSON.stringify(base.split(apiKey).join('***'))}`);
     this.baseUrl = base.replace(/\/+$/, '');
-    this._authorization = `Basic ${Buffer.from(`api:${this._apiKey}`).toString('base64')}`;
-    this._retryTimeoutMillis = options.retryTimeoutMillis ?? 86_400_000;
-    this._minDelay = options.retryMinDelayMillis ?? 2000;
-    this._maxDelay = Math.max(this._minDelay, options.retryMaxDelayMillis ?? 60_000);
-    this._requestTimeoutMillis = options.requestTimeoutMillis ?? 60_000;
-    this._unref = options.unrefTimers ?? true;
-    this._onRetry = options.onRetry;
+    this.http = new HttpClient({
+      ...options,
+      target: 'W&B',
+      // As W&B's own client: a day of retries, waits from 2 s up to a minute.
+      defaults: { retryTimeoutMillis: 86_400_000, retryMinDelayMillis: 2000, retryMaxDelayMillis: 60_000, requestTimeoutMillis: 60_000 },
+      authorization: `Basic ${Buffer.from(`api:${apiKey}`).toString('base64')}`,
+      secrets: [apiKey],
+      errorFor: (init) => new WandbError(init.operation, init.status, init.code, init.message, init.retryAfterMillis),
+    });
   }
 
   // --- GraphQL ---
@@ -181,19 +157,19 @@ export class WandbClient {
     );
     const bucket = data.model?.bucket;
     if (bucket == null) return undefined;
-    let tail: string[] = [];
-    try {
-      const parsed: unknown = bucket.historyTail ? JSON.parse(bucket.historyTail) : [];
-      if (Array.isArray(parsed)) tail = parsed.filter((line): line is string => typeof line === 'string');
-    } catch {
-      // An unreadable tail: start after the line count alone.
-    }
     return {
       historyLineCount: bucket.historyLineCount ?? 0,
-      historyTail: tail,
+      historyTail: parseLines(bucket.historyTail),
       summaryMetrics: bucket.summaryMetrics ?? undefined,
       config: bucket.config ?? undefined,
     };
+  }
+
+  /** History lines of a run with `_step` in [minStep, maxStep), as W&B's public API pages them (raw extended-JSON lines). */
+  async historyPage(entity: string, project: string, run: string, minStep: number, maxStep: number, pageSize: number): Promise<string[]> {
+    const data = await this.graphql<{ project: { run: { history?: unknown } | null } | null }>('HistoryPage', HISTORY_PAGE, { entity, project, run, minStep, maxStep, pageSize });
+    const history = data.project?.run?.history;
+    return Array.isArray(history) ? history.filter((line): line is string => typeof line === 'string') : parseLines(typeof history === 'string' ? history : undefined);
   }
 
   /** Upload URLs (and extra headers) for run files. */
@@ -211,21 +187,18 @@ export class WandbClient {
   /** One GraphQL request; GraphQL errors are permanent WandbErrors. */
   async graphql<T>(operation: string, query: string, variables: Record<string, unknown>): Promise<T> {
     const payload = JSON.stringify({ query, variables, operationName: operation });
-    return this._retry(operation, async () => {
-      const res = await this._send(operation, `${this.baseUrl}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload, auth: true });
-      const text = await this._check(operation, res);
-      let parsed: { data?: T | null; errors?: { message?: string }[] };
-      try {
-        parsed = JSON.parse(text) as typeof parsed;
-      } catch {
-        throw new WandbError(operation, res.statusCode, 'HTTP_' + res.statusCode, `response is not JSON: ${this._redact(text.slice(0, 200))}`);
-      }
-      if (parsed.errors !== undefined && parsed.errors.length > 0) {
-        throw new WandbError(operation, res.statusCode, 'GRAPHQL', this._redact(parsed.errors.map((e) => e.message ?? 'unknown error').join('; ').slice(0, 500)));
-      }
-      if (parsed.data == null) throw new WandbError(operation, res.statusCode, 'GRAPHQL', 'the response has no data');
-      return parsed.data;
-    });
+    const res = await this.http.call(operation, `${this.baseUrl}/graphql`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
+    let parsed: { data?: T | null; errors?: { message?: string }[] };
+    try {
+      parsed = JSON.parse(res.text) as typeof parsed;
+    } catch {
+      throw new WandbError(operation, res.status, `HTTP_${res.status}`, `response is not JSON: ${this.http.redact(res.text.slice(0, 200))}`);
+    }
+    if (parsed.errors !== undefined && parsed.errors.length > 0) {
+      throw new WandbError(operation, res.status, 'GRAPHQL', this.http.redact(parsed.errors.map((e) => e.message ?? 'unknown error').join('; ').slice(0, 500)));
+    }
+    if (parsed.data == null) throw new WandbError(operation, res.status, 'GRAPHQL', 'the response has no data');
+    return parsed.data;
   }
 
   // --- file_stream and uploads ---
@@ -234,109 +207,32 @@ export class WandbClient {
   async fileStream(entity: string, project: string, run: string, body: FileStreamBody | string): Promise<void> {
     const url = `${this.baseUrl}/files/${[entity, project, run].map(encodeURIComponent).join('/')}/file_stream`;
     const payload = typeof body === 'string' ? body : JSON.stringify(body);
-    await this._retry('file_stream', async () => {
-      const res = await this._send('file_stream', url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload, auth: true });
-      await this._check('file_stream', res);
-    });
+    await this.http.call('file_stream', url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: payload });
   }
 
-  /**
-   * PUTs a file to an upload URL from CreateRunFiles (a signed URL: no W&B credentials are sent).
-   * The file is streamed, never read whole into memory.
-   */
+  /** PUTs a file to an upload URL from CreateRunFiles (a signed URL: no W&B credentials are sent), streamed. */
   async uploadFile(uploadUrl: string, file: string, headers: string[] = []): Promise<void> {
     const extra: Record<string, string> = {};
     for (const header of headers) {
       const colon = header.indexOf(':');
       if (colon > 0) extra[header.slice(0, colon).trim().toLowerCase()] = header.slice(colon + 1).trim();
     }
-    await this._retry('upload', async () => {
-      const size = statSync(file).size;
-      const res = await this._send('upload', uploadUrl, {
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', ...extra, 'content-length': String(size) },
-        body: createReadStream(file),
-        auth: false,
-      });
-      await this._check('upload', res);
-    });
+    await this.http.putFile('upload', uploadUrl, file, { headers: extra, auth: false });
   }
 
-  // --- plumbing ---
-
-  private async _send(operation: string, url: string, options: { method: string; headers: Record<string, string>; body: string | NodeJS.ReadableStream; auth: boolean }): Promise<Dispatcher.ResponseData> {
-    const headers = { ...options.headers, 'user-agent': 'runtel', ...(options.auth ? { authorization: this._authorization } : {}) };
-    try {
-      return await request(url, {
-        method: options.method,
-        headers,
-        body: options.body as Dispatcher.DispatchOptions['body'],
-        headersTimeout: this._requestTimeoutMillis,
-        bodyTimeout: this._requestTimeoutMillis,
-      });
-    } catch (error) {
-      const code = (error as { code?: string }).code ?? 'CONNECTION_ERROR';
-      throw new WandbError(operation, 0, code, `${options.method} ${redactUrl(url)}: ${this._redact((error as Error).message)}`);
-    }
+  /** Cuts off requests in flight; idempotent. */
+  async close(): Promise<void> {
+    await this.http.close();
   }
+}
 
-  /** The body text of a 2xx response; a WandbError otherwise. */
-  private async _check(operation: string, res: Dispatcher.ResponseData): Promise<string> {
-    const text = await res.body.text().catch(() => '');
-    if (res.statusCode < 300) return text;
-    let message = text.slice(0, 500);
-    try {
-      const parsed = JSON.parse(text) as { error?: string | { message?: string }; errors?: { message?: string }[]; message?: string };
-      const fromErrors = parsed.errors?.map((e) => e.message).filter(Boolean).join('; ');
-      message = (typeof parsed.error === 'string' ? parsed.error : parsed.error?.message) ?? fromErrors ?? parsed.message ?? message;
-    } catch {
-      // Not JSON (a proxy's page, a plain-text 503): keep the text.
-    }
-    throw new WandbError(operation, res.statusCode, `HTTP_${res.statusCode}`, this._redact(message), parseRetryAfter(res.headers['retry-after']));
-  }
-
-  private _retry<T>(operation: string, attempt: () => Promise<T>): Promise<T> {
-    return pRetry(
-      async () => {
-        try {
-          return await attempt();
-        } catch (error) {
-          if (error instanceof WandbError && !error.retryable) throw new AbortError(error);
-          throw error;
-        }
-      },
-      {
-        retries: Number.POSITIVE_INFINITY,
-        maxRetryTime: this._retryTimeoutMillis,
-        factor: 2,
-        minTimeout: this._minDelay,
-        maxTimeout: this._maxDelay,
-        randomize: true,
-        unref: this._unref,
-        onFailedAttempt: async ({ error }) => {
-          if (!(error instanceof WandbError)) return;
-          this._onRetry?.(error);
-          // Retry-After (up to a minute) is a floor on the wait; the backoff comes on top of it.
-          if (error.retryAfterMillis !== undefined && error.retryAfterMillis > 0) {
-            await new Promise<void>((resolve) => {
-              const timer = setTimeout(resolve, Math.min(error.retryAfterMillis!, Math.max(this._maxDelay, 60_000)));
-              if (this._unref) timer.unref();
-            });
-          }
-        },
-      },
-    ).catch((error: unknown) => {
-      // p-retry gives up with the last error; name the operation for the report.
-      if (error instanceof WandbError) throw error;
-      throw new WandbError(operation, 0, 'ERROR', this._redact(error instanceof Error ? error.message : String(error)));
-    });
-  }
-
-  /** The text with the API key (and its Basic form) replaced. */
-  private _redact(text: string): string {
-    let out = text;
-    if (this._apiKey !== undefined && this._apiKey !== '') out = out.split(this._apiKey).join('***');
-    if (this._authorization !== undefined) out = out.split(this._authorization.slice(6)).join('***');
-    return out;
+/** A JSON array of lines (W&B's historyTail), or none. */
+function parseLines(text: string | null | undefined): string[] {
+  try {
+    const parsed: unknown = text ? JSON.parse(text) : [];
+    return Array.isArray(parsed) ? parsed.filter((line): line is string => typeof line === 'string') : [];
+  } catch {
+    // An unreadable tail: start after the line count alone.
+    return [];
   }
 }

@@ -1,12 +1,11 @@
-// OTel SDK exporters to W&B, for apps that already run a NodeSDK: add `new WandbSpanExporter()` to
-// its span processors and `new WandbLogRecordExporter()` to its log record processors. Both share
-// one W&B sender per base URL, entity and project, and ask W&B for each run before streaming it, so
-// an exporter restart continues a run's history instead of overwriting it.
+// OTel SDK exporters to W&B, for apps that already run a NodeSDK. `createWandbExporters()` makes a
+// span exporter and a log record exporter that share one translator and one W&B sender, so a run's
+// span and its records meet. They ask W&B for each run before streaming it, so an exporter restart
+// continues a run's history instead of overwriting it or writing a row twice.
 
-import { OtelRunSink, RunEventLogRecordExporter, RunEventSpanExporter, sharedSink } from '../otel/translate/RunEventExporters.js';
+import { OtelRunSink, RunEventLogRecordExporter, RunEventSpanExporter } from '../otel/translate/RunEventExporters.js';
+import type { RunEventExporterPair } from '../otel/translate/RunEventExporters.js';
 import type { BackendErrorHandler } from '../core/errors.js';
-import { getStringFromEnv } from '../core/env.js';
-import { DEFAULT_WANDB_BASE_URL } from './WandbClient.js';
 import { WandbBackend } from './WandbBackend.js';
 import type { WandbBackendOptions } from './WandbBackend.js';
 
@@ -14,20 +13,24 @@ export interface WandbExporterOptions extends WandbBackendOptions {
   onError?: BackendErrorHandler;
 }
 
-function sinkFor(options: WandbExporterOptions): OtelRunSink {
-  const base = (options.baseUrl ?? getStringFromEnv('WANDB_BASE_URL') ?? DEFAULT_WANDB_BASE_URL).replace(/\/+$/, '');
-  const key = ['wandb', base, options.entity ?? getStringFromEnv('WANDB_ENTITY') ?? '', options.project ?? getStringFromEnv('WANDB_PROJECT') ?? ''].join('\0');
-  return sharedSink(key, () => new OtelRunSink(new WandbBackend({ ...options, findExistingRuns: true }), options.onError));
+function sinkFor(options: WandbExporterOptions | OtelRunSink): OtelRunSink {
+  return options instanceof OtelRunSink ? options : new OtelRunSink(new WandbBackend({ ...options, findExistingRuns: true }), options.onError);
 }
 
 export class WandbSpanExporter extends RunEventSpanExporter {
-  constructor(options: WandbExporterOptions = {}) {
+  constructor(options: WandbExporterOptions | OtelRunSink = {}) {
     super(sinkFor(options));
   }
 }
 
 export class WandbLogRecordExporter extends RunEventLogRecordExporter {
-  constructor(options: WandbExporterOptions = {}) {
+  constructor(options: WandbExporterOptions | OtelRunSink = {}) {
     super(sinkFor(options));
   }
+}
+
+/** The W&B span and log record exporters, sharing one sender. */
+export function createWandbExporters(options: WandbExporterOptions = {}): RunEventExporterPair<WandbSpanExporter, WandbLogRecordExporter> {
+  const sink = sinkFor(options);
+  return { spanExporter: new WandbSpanExporter(sink), logRecordExporter: new WandbLogRecordExporter(sink) };
 }

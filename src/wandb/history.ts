@@ -15,7 +15,7 @@
 
 import { createHash } from 'node:crypto';
 import type { MetricsEvent } from '../core/events.js';
-import { toExtendedJson } from './extendedJson.js';
+import { parseExtendedJson, toExtendedJson } from './extendedJson.js';
 
 /** The custom step key every row carries. */
 export const DEFAULT_STEP_METRIC = 'runtel/step';
@@ -114,6 +114,8 @@ interface Row {
   values: Map<string, number>;
   /** Largest point timestamp in the row (ms). */
   timestamp: number;
+  /** Smallest seq of the events whose points the row holds (see delivery/DeliveryTarget.ts). */
+  seq: number;
 }
 
 interface SummaryEntry {
@@ -128,6 +130,8 @@ export interface HistoryLine {
   line: string;
   /** Metric points in the line. */
   points: number;
+  /** Smallest seq of the events whose points the line holds. */
+  seq: number;
 }
 
 export interface RunHistoryOptions {
@@ -159,6 +163,8 @@ export class RunHistory {
   skippedPoints = 0;
   /** Points whose key and value alone do not fit in a line. */
   droppedPoints = 0;
+  /** Points W&B has already (`key\0runtel step`), read from its history when a run is continued: not sent again. */
+  private _known: Set<string> | undefined;
   private readonly _startTime: number;
   private readonly _maxLineBytes: number;
   private readonly _maxEscapedBytes: number;
@@ -194,8 +200,40 @@ export class RunHistory {
     return this._summaryVersion;
   }
 
+  /**
+   * Points W&B has of this run, from its history lines (a bridge or exporter that restarted is sent
+   * again what it had delivered before it stopped): such a point is skipped, never a second row.
+   */
+  knowLines(lines: Iterable<string>): void {
+    for (const line of lines) {
+      let row: unknown;
+      try {
+        row = parseExtendedJson(line);
+      } catch {
+        continue;
+      }
+      if (row === null || typeof row !== 'object') continue;
+      const values = row as Record<string, unknown>;
+      const step = values[this.stepMetric] ?? values._step;
+      if (typeof step !== 'number') continue;
+      this._known ??= new Set();
+      for (const key of Object.keys(values)) {
+        if (!RESERVED_KEYS.has(key) && key !== this.stepMetric) this._known.add(`${key}\0${step}`);
+      }
+    }
+  }
+
+  /** The smallest seq of a point not yet acknowledged (open, closed or encoded), or Infinity. */
+  pendingSeq(): number {
+    let low = Infinity;
+    for (const rows of this._open.values()) for (const row of rows) if (row.seq < low) low = row.seq;
+    for (const row of this._closed) if (row.seq < low) low = row.seq;
+    for (const line of this.lines) if (line.seq < low) low = line.seq;
+    return low;
+  }
+
   /** Adds one metrics event. A step larger than every step so far closes the rows before it. */
-  add(event: MetricsEvent): void {
+  add(event: MetricsEvent, seq = 0): void {
     if (event.step > this._maxStep) {
       this._closeOpen();
       this._maxStep = event.step;
@@ -207,10 +245,14 @@ export class RunHistory {
     }
     for (const key in event.values) {
       const value = event.values[key]!;
+      if (this._known?.has(`${safeKey(key, this.stepMetric)}\0${event.step}`) === true) {
+        this.skippedPoints++;
+        continue;
+      }
       // A second point for a key at one step gets a row of its own: no point overwrites another.
       let row = rows.find((r) => !r.values.has(key));
       if (row === undefined) {
-        row = { step: event.step, values: new Map(), timestamp: event.timestamp };
+        row = { step: event.step, values: new Map(), timestamp: event.timestamp, seq };
         rows.push(row);
       }
       row.values.set(key, value);
@@ -229,6 +271,15 @@ export class RunHistory {
   /** Closes every row, including the open one at the largest step (forceFlush, finish). */
   closeAll(): void {
     this._closeOpen();
+  }
+
+  /** Closes the open rows holding points of events up to `seq` (someone waits for them). */
+  closeUpTo(seq: number): void {
+    for (const [step, rows] of [...this._open].sort((a, b) => a[0] - b[0])) {
+      if (!rows.some((row) => row.seq <= seq)) continue;
+      this._closed.push(...rows);
+      this._open.delete(step);
+    }
   }
 
   /**
@@ -262,7 +313,7 @@ export class RunHistory {
         this.skippedPoints += part.length;
         continue;
       }
-      this.lines.push({ index, line, points: part.length });
+      this.lines.push({ index, line, points: part.length, seq: row.seq });
     }
   }
 

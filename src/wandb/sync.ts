@@ -1,13 +1,9 @@
-// Uploading runs from the JSONL store to W&B (`runtel sync --to wandb`), idempotently: the backend
-// replays each run's events; UpsertBucket is an upsert, and history lines the server has already
-// (its historyLineCount) are skipped, so a second sync sends no line twice.
+// `runtel sync --to wandb` as a function: the one replay (src/sync/syncRuns.ts) into a W&B backend
+// in replay mode, which rebuilds each run's history and skips the lines W&B has already.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import type { RunEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
-import { ARTIFACTS_DIR } from '../backends/jsonl/store.js';
 import type { StoredRun } from '../backends/jsonl/store.js';
+import { syncRuns } from '../sync/syncRuns.js';
 import { WandbBackend } from './WandbBackend.js';
 import type { WandbBackendOptions, WandbStats } from './WandbBackend.js';
 
@@ -39,38 +35,17 @@ export function syncRunToWandb(run: StoredRun, options: WandbBackendOptions = {}
  * Ignores `WANDB_MODE`: syncing is what offline mode is for.
  */
 export async function syncRunsToWandb(runs: StoredRun[], options: WandbBackendOptions = {}, onProgress?: (progress: WandbSyncProgress) => void): Promise<WandbSyncResult> {
-  const failures: BackendFailure[] = [];
-  const ordered = [...runs].sort((a, b) => a.record.startTime - b.record.startTime);
-  let totalPoints = 0;
-  for (const run of ordered) for (const event of run.events) if (event.type === 'metrics') totalPoints += Object.keys(event.values).length;
-  const backend: WandbBackend = new WandbBackend({
-    unrefTimers: false,
-    ...options,
-    mode: 'online',
-    replay: true,
-    onDelivered: () => {
+  const backend = new WandbBackend({ keepProcessAlive: true, ...options, mode: 'online', replay: true });
+  const { failures } = await syncRuns(runs, backend, {
+    onProgress: (p) => {
       const stats = backend.stats();
-      onProgress?.({ totalPoints, sentPoints: stats.sentPoints, skippedPoints: stats.skippedPoints });
+      onProgress?.({ totalPoints: p.pointsTotal, sentPoints: stats.sentPoints, skippedPoints: stats.skippedPoints });
     },
   });
-  backend.bindFailureReporter((failure) => failures.push(failure));
-  for (const run of ordered) {
-    for (const event of run.events) backend.onEvent(storedEvent(run, event));
-  }
-  await backend.shutdown();
-  const stats = backend.stats();
-  onProgress?.({ totalPoints, sentPoints: stats.sentPoints, skippedPoints: stats.skippedPoints });
   const out: WandbSyncResult['runs'] = [];
-  for (const run of ordered) {
+  for (const run of runs) {
     const where = await backend.wandbRun(run.record.id);
     out.push({ runId: run.record.id, entity: where?.entity, project: where?.project, wandbRunId: where?.id });
   }
-  return { runs: out, stats, failures };
-}
-
-/** Artifacts are read from the store's copy (the original path may be gone). */
-function storedEvent(run: StoredRun, event: RunEvent): RunEvent {
-  if (event.type !== 'artifact') return event;
-  const copy = join(run.dir, ARTIFACTS_DIR, event.name);
-  return existsSync(copy) ? { ...event, path: copy } : event;
+  return { runs: out, stats: backend.stats(), failures };
 }

@@ -47,7 +47,9 @@ describe('MLflow faults', () => {
     }
     expect(logger.stats().undeliveredPoints).toBe(0);
     expect(logger.stats().retries).toBeGreaterThan(0);
-    expect(failures).toEqual([]);
+    // Only the notice that delivery is retrying, given when the outage began; nothing was lost.
+    expect(failures.filter((f) => f.operation !== 'retry')).toEqual([]);
+    expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
   }, 180_000);
 
   it('a slow server does not slow the training loop; the queue stays bounded and what overflows is counted', async () => {
@@ -83,7 +85,9 @@ describe('MLflow faults', () => {
     await logger.shutdown();
     await proxy.close();
     expect(creates).toBe(1); // the retry found the run instead of creating it again
-    expect(failures).toEqual([]);
+    // Only the notice that delivery is retrying, given when the outage began; nothing was lost.
+    expect(failures.filter((f) => f.operation !== 'retry')).toEqual([]);
+    expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
     const runs = await runsByRuntelId(mlflow.client, 'lost-answer');
     expect([...runs.keys()]).toEqual([run.id]);
     expect((await mlflow.client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
@@ -101,7 +105,9 @@ describe('MLflow faults', () => {
     await run.finish();
     await logger.shutdown();
     await proxy.close();
-    expect(failures).toEqual([]);
+    // Only the notice that delivery is retrying, given when the outage began; nothing was lost.
+    expect(failures.filter((f) => f.operation !== 'retry')).toEqual([]);
+    expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
     expect(logger.stats().retries).toBeGreaterThanOrEqual(3);
     const stored = (await runsByRuntelId(mlflow.client, 'pool')).get(run.id)!;
     expect((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).map((p) => p.value)).toEqual(Array.from({ length: 50 }, (_, i) => i));

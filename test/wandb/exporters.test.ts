@@ -9,7 +9,7 @@ import type { BackendFailure } from '../../src/core/errors.js';
 import { Experiment } from '../../src/experiment/Experiment.js';
 import { OtelLogger } from '../../src/otel/OtelLogger.js';
 import { CountingBatchLogRecordProcessor } from '../../src/otel/CountingBatchLogRecordProcessor.js';
-import { WandbLogRecordExporter, WandbSpanExporter } from '../../src/wandb/exporters.js';
+import { createWandbExporters } from '../../src/wandb/exporters.js';
 import { wandbRunId } from '../../src/wandb/history.js';
 import { installContextManager } from '../otel/helpers.js';
 import { WandbTestServer } from './server.js';
@@ -28,8 +28,7 @@ describe('WandbSpanExporter and WandbLogRecordExporter', () => {
     installContextManager();
     const failures: BackendFailure[] = [];
     const options = { baseUrl: server.url, apiKey: API_KEY_40, mode: 'online' as const, project: 'wandb-otel', flushIntervalMillis: 50, onError: (f: BackendFailure) => failures.push(f) };
-    const spanExporter = new WandbSpanExporter(options);
-    const logExporter = new WandbLogRecordExporter(options);
+    const { spanExporter, logRecordExporter: logExporter } = createWandbExporters(options);
     expect(spanExporter.sink).toBe(logExporter.sink); // one sender for both
     const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(spanExporter, { scheduledDelayMillis: 20 })] });
     const processor = new CountingBatchLogRecordProcessor({ exporter: logExporter, scheduledDelayMillis: 20 });

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wandbRunId } from '../../src/wandb/history.js';
+import { WandbClient } from '../../src/wandb/WandbClient.js';
 import { wandbPython } from '../services/index.js';
 import { RUN_CRITICAL_OPERATIONS, WandbTestServer, parseExtendedJson } from './server.js';
 import type { RecordedRequest, StoredWandbRun } from './server.js';
@@ -60,11 +61,24 @@ let realRequests: RecordedRequest[];
 let runtelRun: StoredWandbRun;
 let runtelRequests: RecordedRequest[];
 
-function runScript(spec: RunSpec): Promise<{ code: number | null; output: string; ms: number }> {
+// W&B's public API reads a run's history back page by page (scan_history, HistoryPage).
+const SCAN_SCRIPT = `
+import json, math, sys
+import wandb
+
+def plain(v):
+    return str(v) if isinstance(v, float) and not math.isfinite(v) else v
+
+api = wandb.Api(timeout=30)
+run = api.run(sys.argv[1])
+print(json.dumps([{k: plain(v) for k, v in row.items() if not k.startswith("_") or k == "_step"} for row in run.scan_history(page_size=2)]))
+`;
+
+function runScript(spec: RunSpec | string, source = SCRIPT): Promise<{ code: number | null; output: string; ms: number }> {
   const python = wandbPython();
   const home = mkdtempSync(join(dir, 'home-'));
-  const script = join(dir, 'real_run.py');
-  writeFileSync(script, SCRIPT);
+  const script = join(dir, source === SCRIPT ? 'real_run.py' : 'real_scan.py');
+  writeFileSync(script, source);
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
     HOME: home,
@@ -95,7 +109,7 @@ function runScript(spec: RunSpec): Promise<{ code: number | null; output: string
   };
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(python, [script, JSON.stringify(spec)], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(python, [script, typeof spec === 'string' ? spec : JSON.stringify(spec)], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -202,6 +216,23 @@ describe('the test server, validated with the real wandb client', () => {
     expect(realRun).toMatchObject({ complete: true, exitcode: 0, state: 'finished' });
     expect(realFailed).toMatchObject({ complete: true, exitcode: 1, state: 'failed' });
     expect(server.history(realFailed)).toHaveLength(ROWS.length);
+  });
+  it("serves a run's history to the real public API's scan_history, page by page (HistoryPage)", async () => {
+    const before = server.unknownOperations.length;
+    const scan = await runScript(`${server.entity}/real-sdk/realok01`, SCAN_SCRIPT);
+    expect(scan.code, scan.output).toBe(0);
+    const rows = JSON.parse(scan.output.trim().split('\n').pop()!) as Array<Record<string, unknown>>;
+    expect(rows.map((r) => r._step)).toEqual(ROWS.map((_, step) => step));
+    expect(rows.map((r) => r.acc)).toEqual([0, 0.25, 0.5, 'inf', 0.75]);
+    expect(server.requests.filter((r) => r.operation === 'HistoryPage').length).toBeGreaterThanOrEqual(3);
+    expect(server.unknownOperations.slice(before)).toEqual([]);
+    // runtel reads history (a restarted bridge learning what W&B has) with the query the real client sends.
+    const real = server.requests.filter((r) => r.operation === 'HistoryPage').pop()!;
+    const lines = await new WandbClient({ baseUrl: server.url, apiKey: API_KEY_40 }).historyPage(server.entity, 'real-sdk', 'realok01', 0, 100, 1000);
+    expect(lines).toEqual(realRun.historyLines);
+    const mine = server.requests.filter((r) => r.operation === 'HistoryPage').pop()!;
+    expect(declarations(mine.query!)).toEqual(declarations(real.query!));
+    expect(mine.query!.replace(/\s+/g, '')).toContain(real.query!.replace(/\s+/g, '').replace(/^queryHistoryPage\([^)]*\)/, ''));
   });
 });
 

@@ -1,5 +1,6 @@
 // A local stand-in for the parts of W&B's server API that run clients use: the GraphQL endpoint
-// (Viewer, ServerFeaturesQuery, UpsertBucket, RunResumeStatus, CreateRunFiles, ...), file_stream
+// (Viewer, ServerFeaturesQuery, UpsertBucket, RunResumeStatus, CreateRunFiles, and Run and HistoryPage for the
+// public API's scan_history, ...), file_stream
 // and upload PUTs. It keeps runs in memory so tests can read them back, records every request, and
 // can be told to fail the next requests. Loopback only. It is validated against the real `wandb`
 // package (real-sdk.test.ts): what that client needs for init/log/finish, this server answers.
@@ -250,6 +251,7 @@ export class WandbTestServer {
     const str = (key: string): string | undefined => (typeof v[key] === 'string' && v[key] !== '' ? (v[key]) : undefined);
     switch (record.operation) {
       case 'Viewer':
+      case 'GetDefaultEntity':
         return this._send(record, res, 200, {
           data: { viewer: { id: 'VXNlcjox', entity: this.entity, username: 'runtel-tester', email: 'tester@example.invalid', admin: false, flags: '{}', teams: { edges: [{ node: { name: this.entity } }] } } },
         });
@@ -297,6 +299,48 @@ export class WandbTestServer {
             },
           },
         });
+      }
+      case 'Run':
+      case 'RunHistoryKeys': {
+        // The public API's run lookup (wandb.Api().run(path)), before it reads history.
+        const run = this._runs.get(`${str('entity') ?? this.entity}/${str('project') ?? 'uncategorized'}/${str('name') ?? ''}`);
+        const keys: Record<string, unknown> = {};
+        for (const row of run === undefined ? [] : this.history(run)) for (const key of Object.keys(row)) keys[key] = { typeCounts: [{ type: 'number', count: 1 }] };
+        return this._send(record, res, 200, {
+          data: {
+            project: {
+              run: run === undefined ? null : {
+                ...this._bucket(run),
+                projectId: 1,
+                state: run.complete ? (run.exitcode === 0 ? 'finished' : 'failed') : (run.state ?? 'running'),
+                group: run.group ?? null,
+                jobType: run.jobType ?? null,
+                commit: null,
+                readOnly: false,
+                createdAt: '2026-01-01T00:00:00',
+                heartbeatAt: '2026-01-01T00:00:00',
+                systemMetrics: '{}',
+                user: { name: 'runtel-tester', username: 'runtel-tester' },
+                historyKeys: { keys, lastStep: Math.max(-1, ...this.history(run).map((row) => Number(row._step ?? -1))) },
+              },
+            },
+          },
+        });
+      }
+      case 'RunParquetHistory':
+        // No parquet exports here: wandb-core then pages the history with HistoryPage.
+        return this._send(record, res, 200, { data: { project: { run: { parquetHistory: { parquetUrls: [], liveData: [] } } } } });
+      case 'HistoryPage': {
+        // W&B's public API (scan_history): the run's history lines with `_step` in [minStep, maxStep), at most pageSize.
+        const run = this._runs.get(`${str('entity') ?? this.entity}/${str('project') ?? 'uncategorized'}/${str('run') ?? ''}`);
+        const min = Number(v.minStep ?? 0);
+        const max = Number(v.maxStep ?? Number.MAX_SAFE_INTEGER);
+        const size = Number(v.pageSize ?? 1000);
+        const lines = (run?.historyLines ?? []).filter((line) => {
+          const step = (parseExtendedJson(line) as { _step?: number })._step ?? -1;
+          return step >= min && step < max;
+        });
+        return this._send(record, res, 200, { data: { project: { run: run === undefined ? null : { history: lines.slice(0, size) } } } });
       }
       case 'CreateRunFiles': {
         const entity = str('entity') ?? this.entity;

@@ -8,6 +8,8 @@ import { findRun, listRuns, readRun } from '../../backends/jsonl/store.js';
 import type { StoredRun } from '../../backends/jsonl/store.js';
 import type { BackendFailure } from '../../core/errors.js';
 import { syncRuns } from '../../sync/syncRuns.js';
+import type { SyncProgress } from '../../sync/syncRuns.js';
+import type { TargetError } from '../../delivery/TargetError.js';
 import { CliError, dirOption, storeDir } from '../shared.js';
 
 type Target = 'mlflow' | 'wandb';
@@ -37,10 +39,16 @@ export function syncCommand(): Command {
       const runs = selectRuns(target, options.dir);
       if (runs.length === 0) throw new CliError('nothing to sync: no runs found');
       const bar = options.progress && process.stderr.isTTY !== false
-        ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} {unit} | runs {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
+        ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} points | runs {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
         : undefined;
-      bar?.start(1, 0, { runs: `0/${runs.length}`, unit: options.to === 'mlflow' ? 'events' : 'points' });
-      const failures = options.to === 'mlflow' ? await syncToMlflow(runs, bar) : await syncToWandb(runs, bar);
+      bar?.start(1, 0, { runs: `0/${runs.length}` });
+      const failures = await upload(options.to, runs, {
+        onProgress: (p) => {
+          bar?.setTotal(Math.max(1, p.pointsTotal));
+          bar?.update(p.pointsDone, { runs: `${p.runsDone}/${p.runsTotal}` });
+        },
+        onRetry: retryNotice(bar),
+      });
       bar?.stop();
       const points = runs.reduce((n, r) => n + Object.values(r.record.metrics).reduce((m, s) => m + s.length, 0), 0);
       process.stdout.write(`synced ${runs.length} run${runs.length === 1 ? '' : 's'} (${points} metric points) to ${options.to}\n`);
@@ -75,26 +83,35 @@ function selectRuns(target: string | undefined, dir: string | undefined): Stored
 
 type Bar = cliProgress.SingleBar | undefined;
 
-async function syncToMlflow(runs: StoredRun[], bar: Bar): Promise<BackendFailure[]> {
-  const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
-  const failures: BackendFailure[] = [];
-  const backend = new MlflowBackend({ findExistingRuns: true });
-  backend.bindFailureReporter((f) => failures.push(f));
-  await syncRuns(runs, backend, {
-    onProgress: (p) => {
-      bar?.setTotal(Math.max(1, p.eventsTotal));
-      bar?.update(p.eventsDone, { runs: `${p.runsDone}/${p.runsTotal}`, unit: 'events' });
-    },
-  });
-  await backend.shutdown();
-  return failures;
+interface UploadHooks {
+  onProgress: (progress: SyncProgress) => void;
+  onRetry: (error: TargetError, attempt: number) => void;
 }
 
-async function syncToWandb(runs: StoredRun[], bar: Bar): Promise<BackendFailure[]> {
+async function upload(to: Target, runs: StoredRun[], hooks: UploadHooks): Promise<BackendFailure[]> {
+  if (to === 'mlflow') {
+    const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
+    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry });
+    return (await syncRuns(runs, backend, { onProgress: hooks.onProgress })).failures;
+  }
   const { syncRunsToWandb } = await import('../../wandb/sync.js');
-  const result = await syncRunsToWandb(runs, {}, (p) => {
-    bar?.setTotal(Math.max(1, p.totalPoints));
-    bar?.update(p.sentPoints + p.skippedPoints, { runs: `${runs.length}`, unit: 'points' });
+  let runsDone = 0;
+  const result = await syncRunsToWandb(runs, { onRetry: hooks.onRetry }, (p) => {
+    hooks.onProgress({ runsDone, runsTotal: runs.length, pointsTotal: p.totalPoints, pointsDone: p.sentPoints + p.skippedPoints });
   });
+  runsDone = runs.length;
   return result.failures;
+}
+
+/** Says, at most every few seconds, that the target does not answer and why, instead of a still bar. */
+function retryNotice(bar: Bar): (error: TargetError, attempt: number) => void {
+  let last = 0;
+  return (error, attempt) => {
+    const now = Date.now();
+    if (now - last < 5000) return;
+    last = now;
+    const line = `runtel: ${error.message}; retrying (attempt ${attempt + 1})\n`;
+    if (bar !== undefined) process.stderr.write(`\r\x1b[K${line}`);
+    else process.stderr.write(line);
+  };
 }

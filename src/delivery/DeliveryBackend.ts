@@ -1,0 +1,545 @@
+// The RunBackend behind every remote target. `onEvent` only queues (it runs inside logMetrics);
+// requests go out in the background, per run through the target's channels, each with its own
+// in-flight bound, and across runs within `maxConcurrentRequests`, round-robin.
+//
+// It knows, per run and per event, what has been delivered (see DeliveryTarget.ts), so a caller can
+// wait for exactly what it handed over (`whenDelivered`, `flushRun`); the bridge answers a request
+// only once its events are delivered. It reports the first retry of an outage when it happens, and at
+// shutdown cuts off what is left after the deadline, counted undelivered and reported in one line.
+
+import type { RunBackend } from '../core/RunBackend.js';
+import type { RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
+import type { BackendFailure } from '../core/errors.js';
+import { flushTimeoutFromEnv } from '../core/env.js';
+import type { DeliveryTarget, StartedRun, Work } from './DeliveryTarget.js';
+import type { TargetError } from './TargetError.js';
+
+export interface DeliveryOptions {
+  /** Queued data is sent at least this often. */
+  flushIntervalMillis: number;
+  /** Metric points queued before new points are dropped (and counted). Default 1,000,000. */
+  maxQueuedPoints?: number;
+  /** Requests in flight at once, across runs. Default: no bound beyond the channels'. */
+  maxConcurrentRequests?: number;
+  /** Finished runs kept for late data; the oldest are forgotten past this. Default 1000. */
+  maxDoneRuns?: number;
+  /** How long `shutdown()` keeps delivering. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
+  flushTimeoutMillis?: number;
+  /** A running run with nothing sent for this long gets a heartbeat (when the target has one). Default 30000. */
+  heartbeatIntervalMillis?: number;
+  /** Told when a request with metric points was delivered. */
+  onDelivered?: (points: number) => void;
+  /** Told before each retry (the backend also reports the first retry of an outage). */
+  onRetry?: (error: TargetError, attempt: number) => void;
+}
+
+export interface TargetStats {
+  /** Metric points the target accepted. */
+  sentPoints: number;
+  /** Points queued or in flight, not yet accepted. */
+  queuedPoints: number;
+  /** Points given up on (queue full, permanent error, dead run, shutdown deadline); the local run log still has them. */
+  undeliveredPoints: number;
+  /** Requests retried after 429, 5xx or a connection error. */
+  retries: number;
+  heartbeats: number;
+  /** Runs the backend holds state for. */
+  runs: number;
+}
+
+interface Slot<R> {
+  readonly id: string;
+  state: R;
+  /** Seq of the last event accepted. */
+  seq: number;
+  /** Seq of the run_started whose creation is pending (Infinity once created). */
+  creating: number;
+  dead: boolean;
+  done: boolean;
+  finishing: { event: RunFinishedEvent; seq: number } | undefined;
+  lastFinish: RunFinishedEvent | undefined;
+  inflight: Map<string, number>;
+  /** What is in flight, by the smallest seq each carries. */
+  works: Set<{ readonly seq: number }>;
+  waiters: Array<{ seq: number; resolve: (delivered: boolean) => void }>;
+  lastSentAt: number;
+  expedite: NodeJS.Timeout | undefined;
+}
+
+const FINISH_CHANNEL = '\0finish';
+/** A waiter that has waited this long makes its run send what it has (W&B closes open rows). */
+const EXPEDITE_AFTER_MILLIS = 200;
+
+export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements RunBackend {
+  readonly name: string;
+  /** Where runs go, without credentials (`MLflow http://…`). */
+  readonly location: string;
+  protected readonly target: DeliveryTarget<R>;
+  private readonly _slots = new Map<string, Slot<R>>();
+  private readonly _ready = new Set<Slot<R>>();
+  private readonly _done: string[] = [];
+  private readonly _idle = new Set<() => void>();
+  private readonly _reported = new Set<string>();
+  private readonly _o: Required<Omit<DeliveryOptions, 'onDelivered' | 'onRetry'>>;
+  private readonly _onDelivered: ((points: number) => void) | undefined;
+  private readonly _stats = { sentPoints: 0, undeliveredPoints: 0, retries: 0, heartbeats: 0 };
+  private _report: (failure: BackendFailure) => void = () => undefined;
+  private _queuedPoints = 0;
+  private _inflight = 0;
+  private _pendingCreates = 0;
+  private _pendingFinishes = 0;
+  private _timer: NodeJS.Timeout | undefined;
+  private _outageSince: number | undefined;
+  private _lastError: unknown;
+  private _abandoned = false;
+  private _shutdown: Promise<void> | undefined;
+
+  constructor(target: DeliveryTarget<R>, options: DeliveryOptions) {
+    this.target = target;
+    this.name = target.name;
+    this.location = target.location;
+    this._o = {
+      flushIntervalMillis: options.flushIntervalMillis,
+      maxQueuedPoints: options.maxQueuedPoints ?? 1_000_000,
+      maxConcurrentRequests: options.maxConcurrentRequests ?? Number.POSITIVE_INFINITY,
+      maxDoneRuns: options.maxDoneRuns ?? 1000,
+      flushTimeoutMillis: options.flushTimeoutMillis ?? flushTimeoutFromEnv(),
+      heartbeatIntervalMillis: options.heartbeatIntervalMillis ?? 30_000,
+    };
+    for (const [key, value] of Object.entries(this._o)) {
+      if (!(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
+    }
+    this._onDelivered = options.onDelivered;
+    const onRetry = options.onRetry;
+    if (onRetry !== undefined) target.client.addRetryListener(onRetry);
+    target.bind({
+      reportOnce: (kind, operation, error) => this._reportOnce(kind, operation, error),
+      report: (failure) => this._report(failure),
+      discard: (points, outcome) => {
+        this._queuedPoints -= points;
+        if (outcome === 'undelivered') this._stats.undeliveredPoints += points;
+      },
+      wake: (runId) => {
+        const slot = this._slots.get(runId);
+        if (slot !== undefined) this._wake(slot);
+      },
+    });
+    target.client.addRetryListener((error) => this._onRetry(error));
+  }
+
+  bindFailureReporter(report: (failure: BackendFailure) => void): void {
+    this._report = report;
+  }
+
+  /** Delivery counters, with the target's own (W&B's skipped points, …). */
+  stats(): S {
+    return { ...this.target.stats?.(), ...this._stats, queuedPoints: this._queuedPoints, runs: this._slots.size } as S;
+  }
+
+  onEvent(event: RunEvent): void {
+    if (this._abandoned) return this._undeliverable(event);
+    let slot = this._slots.get(event.runId);
+    if (event.type === 'run_started') {
+      slot = this._start(event, slot);
+      return;
+    }
+    if (slot === undefined) {
+      const adopted = this.target.adopt?.(event.runId);
+      if (adopted === undefined) {
+        this._reportOnce('no-run', 'onEvent', new Error(`${event.type} for run ${event.runId}, which this backend has not seen start: not delivered`));
+        return this._undeliverable(event);
+      }
+      slot = this._open(event.runId, adopted, 0);
+    }
+    if (slot.dead) return this._undeliverable(event);
+    if (event.type === 'metrics') {
+      const count = Object.keys(event.values).length;
+      if (this._queuedPoints + count > this._o.maxQueuedPoints) {
+        this._stats.undeliveredPoints += count;
+        this._reportOnce('queue-full', 'enqueue', new Error(`${this.target.location}: queue full (${this._o.maxQueuedPoints} points): points are dropped here and kept in the local run log`));
+        return;
+      }
+      this._queuedPoints += count;
+    }
+    const seq = ++slot.seq;
+    if (event.type === 'run_finished') {
+      this._setFinishing(slot, event, seq);
+      slot.lastFinish = event;
+    } else if (slot.done) {
+      // Data after the end (OTel pipelines reorder a run's span and its last records).
+      slot.done = false;
+      if (this.target.refinishAfterLateData === true && slot.lastFinish !== undefined) this._setFinishing(slot, slot.lastFinish, seq);
+    }
+    const urgent = this.target.accept(slot.state, event, seq);
+    this._ready.add(slot);
+    if (urgent || event.type === 'run_finished') this._pump();
+    else this._ensureTimer();
+  }
+
+  /** The seq of the last event handed over for `runId` (undefined for an unknown run). */
+  position(runId: string): number | undefined {
+    return this._slots.get(runId)?.seq;
+  }
+
+  /**
+   * Resolves true once every event of `runId` up to `seq` has been delivered, false when the run's
+   * delivery ended without it (a permanent failure, the shutdown deadline). Unknown runs: true.
+   */
+  whenDelivered(runId: string, seq: number): Promise<boolean> {
+    const slot = this._slots.get(runId);
+    if (slot === undefined || seq < this._pendingSeq(slot)) return Promise.resolve(slot?.dead !== true);
+    if (slot.dead) return Promise.resolve(false);
+    slot.expedite ??= unrefTimeout(() => {
+      slot.expedite = undefined;
+      const upTo = Math.max(...slot.waiters.map((w) => w.seq));
+      if (this.target.expedite !== undefined) this.target.expedite(slot.state, upTo);
+      else this.target.flush?.(slot.state);
+      this._wake(slot);
+    }, EXPEDITE_AFTER_MILLIS);
+    return new Promise((resolve) => slot.waiters.push({ seq, resolve }));
+  }
+
+  /** Delivers what was handed over for one run so far (a run's `finish()` waits for this). */
+  async flushRun(runId: string): Promise<void> {
+    const seq = this.position(runId);
+    if (seq === undefined) return;
+    const slot = this._slots.get(runId)!;
+    this.target.flush?.(slot.state);
+    this._wake(slot);
+    await this.whenDelivered(runId, seq);
+  }
+
+  async forceFlush(): Promise<void> {
+    for (const slot of this._slots.values()) {
+      if (slot.dead || slot.done) continue;
+      this.target.flush?.(slot.state);
+      this._ready.add(slot);
+    }
+    this._pump();
+    if (this._isIdle()) return;
+    await new Promise<void>((resolve) => this._idle.add(resolve));
+  }
+
+  /**
+   * Delivers what it can within the deadline, then cuts off the rest: queued and in-flight points
+   * are counted undelivered and reported in one line. Idempotent.
+   */
+  shutdown(options: { timeoutMillis?: number } = {}): Promise<void> {
+    this._shutdown ??= (async () => {
+      const timeoutMillis = options.timeoutMillis ?? this._o.flushTimeoutMillis;
+      let timer: NodeJS.Timeout | undefined;
+      const delivered = await Promise.race([
+        this.forceFlush().then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMillis))),
+      ]);
+      clearTimeout(timer);
+      if (!delivered) this._abandon(timeoutMillis);
+      clearInterval(this._timer);
+      this._timer = undefined;
+      await this.target.client.close();
+    })();
+    return this._shutdown;
+  }
+
+  /** The target's state of a run, while the backend holds it. */
+  protected runState(runId: string): R | undefined {
+    return this._slots.get(runId)?.state;
+  }
+
+  // --- runs ---
+
+  private _start(event: RunStartedEvent, previous: Slot<R> | undefined): Slot<R> {
+    const started = this.target.start(event, previous?.dead === false ? previous.state : undefined);
+    if (previous !== undefined && !previous.dead) {
+      previous.state = started.state;
+      previous.done = false;
+      previous.finishing = undefined;
+      const seq = ++previous.seq;
+      if (started.create !== undefined) this._create(previous, started.create, seq);
+      this._ready.add(previous);
+      this._ensureTimer();
+      return previous;
+    }
+    if (previous !== undefined) this._slots.delete(event.runId);
+    return this._open(event.runId, started, 1);
+  }
+
+  private _open(runId: string, started: StartedRun<R>, seq: number): Slot<R> {
+    const slot: Slot<R> = {
+      id: runId, state: started.state, seq, creating: Number.POSITIVE_INFINITY, dead: false, done: false, finishing: undefined, lastFinish: undefined,
+      inflight: new Map(), works: new Set(), waiters: [], lastSentAt: Date.now(), expedite: undefined,
+    };
+    this._slots.set(runId, slot);
+    if (started.create !== undefined) this._create(slot, started.create, seq);
+    this._ensureTimer();
+    return slot;
+  }
+
+  private _create(slot: Slot<R>, create: () => Promise<void>, seq: number): void {
+    slot.creating = Math.min(slot.creating, seq);
+    this._pendingCreates++;
+    void create().then(
+      () => {
+        slot.lastSentAt = Date.now();
+        this._deliveredAfterOutage();
+      },
+      (error: unknown) => this._kill(slot, error, this.target.createOperation),
+    ).finally(() => {
+      slot.creating = Number.POSITIVE_INFINITY;
+      this._pendingCreates--;
+      this._settled(slot);
+    });
+  }
+
+  private _setFinishing(slot: Slot<R>, event: RunFinishedEvent, seq: number): void {
+    if (slot.finishing === undefined) this._pendingFinishes++;
+    slot.finishing = { event, seq };
+  }
+
+  /** A permanent failure: the run's queued data is dropped and counted; its waiters learn it. */
+  private _kill(slot: Slot<R>, error: unknown, operation: string): void {
+    this._reportFailure(error, operation);
+    if (slot.dead) return;
+    slot.dead = true;
+    const dropped = this.target.drop(slot.state);
+    this._queuedPoints -= dropped;
+    this._stats.undeliveredPoints += dropped;
+    if (slot.finishing !== undefined) this._pendingFinishes--;
+    slot.finishing = undefined;
+    this._ready.delete(slot);
+  }
+
+  // --- sending ---
+
+  private _wake(slot: Slot<R>): void {
+    this._ready.add(slot);
+    this._pump();
+  }
+
+  /** Starts as many requests as the bounds allow, runs in turn. */
+  private _pump(): void {
+    if (this._abandoned) return;
+    for (const slot of [...this._ready]) {
+      if (this._inflight >= this._o.maxConcurrentRequests) break;
+      if (slot.dead || slot.creating !== Number.POSITIVE_INFINITY) {
+        if (slot.dead) this._ready.delete(slot);
+        continue;
+      }
+      let room = true;
+      for (const channel of this.target.channels) {
+        while ((slot.inflight.get(channel.name) ?? 0) < channel.maxInFlightPerRun) {
+          if (this._inflight >= this._o.maxConcurrentRequests) {
+            room = false;
+            break;
+          }
+          const work = this.target.take(slot.state, channel.name);
+          if (work === undefined) break;
+          this._send(slot, channel.name, work);
+        }
+        if (!room) break;
+      }
+      if (room && slot.finishing !== undefined && slot.works.size === 0 && !this.target.hasQueued(slot.state)) {
+        this._sendFinish(slot, slot.finishing.event);
+      }
+      // Taken to the back: the next pump serves the other runs first.
+      this._ready.delete(slot);
+      if (!room) this._ready.add(slot);
+    }
+    if (this._idle.size > 0 && this._isIdle()) {
+      for (const resolve of this._idle) resolve();
+      this._idle.clear();
+    }
+  }
+
+  private _sendFinish(slot: Slot<R>, event: RunFinishedEvent): void {
+    const finishing = slot.finishing!;
+    // Sent once: whether it succeeds or fails for good, the run is finished as far as delivery goes.
+    const settle = (): void => {
+      if (slot.finishing !== finishing) return;
+      slot.finishing = undefined;
+      this._pendingFinishes--;
+      this._completed(slot);
+    };
+    this._send(slot, FINISH_CHANNEL, this.target.finish(slot.state, event), { seq: finishing.seq, onSent: settle, onFailed: settle });
+  }
+
+  /** `extra` adds the backend's own bookkeeping to a target's request (its finish, a heartbeat). */
+  private _send(slot: Slot<R>, channel: string, work: Work, extra: { seq?: number; onSent?: () => void; onFailed?: () => void } = {}): void {
+    this._inflight++;
+    slot.inflight.set(channel, (slot.inflight.get(channel) ?? 0) + 1);
+    const tracked = extra.seq === undefined ? work : { seq: extra.seq };
+    slot.works.add(tracked);
+    void work.send().then(
+      () => {
+        if (this._abandoned) return;
+        this._queuedPoints -= work.points;
+        this._stats.sentPoints += work.points;
+        slot.lastSentAt = Date.now();
+        this._deliveredAfterOutage();
+        work.onSent?.();
+        extra.onSent?.();
+        if (work.points > 0) this._onDelivered?.(work.points);
+      },
+      (error: unknown) => {
+        if (this._abandoned) return;
+        this._queuedPoints -= work.points;
+        this._stats.undeliveredPoints += work.points;
+        work.onFailed?.();
+        extra.onFailed?.();
+        if (work.killsRun?.(error) === true) this._kill(slot, error, work.operation);
+        else this._reportFailure(error, work.operation);
+      },
+    ).finally(() => {
+      this._inflight--;
+      slot.inflight.set(channel, slot.inflight.get(channel)! - 1);
+      slot.works.delete(tracked);
+      this._settled(slot);
+    });
+  }
+
+  /** After anything of a run settled: resolve the waiters it satisfied, and send what is next. */
+  private _settled(slot: Slot<R>): void {
+    if (slot.waiters.length > 0) {
+      const pending = slot.dead ? -1 : this._pendingSeq(slot);
+      slot.waiters = slot.waiters.filter((w) => {
+        if (w.seq >= pending && !slot.dead) return true;
+        w.resolve(!slot.dead);
+        return false;
+      });
+      if (slot.waiters.length === 0 && slot.expedite !== undefined) {
+        clearTimeout(slot.expedite);
+        slot.expedite = undefined;
+      }
+    }
+    if (!slot.dead) this._ready.add(slot);
+    this._pump();
+  }
+
+  /** The smallest seq of the run not yet delivered (Infinity when everything is). */
+  private _pendingSeq(slot: Slot<R>): number {
+    let low = Math.min(slot.creating, slot.finishing?.seq ?? Number.POSITIVE_INFINITY, this.target.queuedSeq(slot.state));
+    for (const work of slot.works) if (work.seq < low) low = work.seq;
+    return low;
+  }
+
+  /** A finished run stays known for late data and its children, up to maxDoneRuns of them. */
+  private _completed(slot: Slot<R>): void {
+    slot.done = true;
+    this._done.push(slot.id);
+    while (this._done.length > this._o.maxDoneRuns) {
+      const oldest = this._slots.get(this._done.shift()!);
+      if (oldest?.done === true && oldest.works.size === 0 && oldest.waiters.length === 0) {
+        this._slots.delete(oldest.id);
+        this._ready.delete(oldest);
+        this.target.forget?.(oldest.state);
+      }
+    }
+  }
+
+  private _isIdle(): boolean {
+    return this._inflight === 0 && this._pendingCreates === 0 && this._pendingFinishes === 0 && this._ready.size === 0;
+  }
+
+  private _ensureTimer(): void {
+    if (this._timer !== undefined || this._shutdown !== undefined) return;
+    const period = Math.min(this._o.flushIntervalMillis, this._o.heartbeatIntervalMillis);
+    // Never keeps the process alive: finish(), forceFlush() and shutdown() drive delivery themselves.
+    this._timer = setInterval(() => this._tick(), period);
+    this._timer.unref();
+  }
+
+  private _tick(): void {
+    const now = Date.now();
+    let live = false;
+    for (const slot of this._slots.values()) {
+      if (slot.dead || slot.done) continue;
+      live = true;
+      this._ready.add(slot);
+      if (slot.finishing === undefined && slot.creating === Number.POSITIVE_INFINITY && slot.works.size === 0 && now - slot.lastSentAt >= this._o.heartbeatIntervalMillis) {
+        const beat = this.target.heartbeat?.(slot.state);
+        if (beat !== undefined) this._send(slot, beat.channel, beat.work, { onSent: () => this._stats.heartbeats++ });
+      }
+    }
+    this._pump();
+    if (!live && this._ready.size === 0) {
+      clearInterval(this._timer);
+      this._timer = undefined;
+    }
+  }
+
+  // --- failures ---
+
+  private _undeliverable(event: RunEvent): void {
+    if (event.type === 'metrics') this._stats.undeliveredPoints += Object.keys(event.values).length;
+  }
+
+  private _onRetry(error: TargetError): void {
+    this._stats.retries++;
+    this._lastError = error;
+    if (this._outageSince !== undefined) return;
+    this._outageSince = Date.now();
+    const window = formatMillis(this.target.client.retryTimeoutMillis);
+    this._report({
+      backend: this.name,
+      operation: 'retry',
+      error: new Error(`${this.location}: ${withoutTarget(error)}; retrying in the background for up to ${window} (RUNTEL_RETRY_TIMEOUT_MILLIS), and the local run log keeps every point`),
+    });
+  }
+
+  private _deliveredAfterOutage(): void {
+    this._outageSince = undefined;
+  }
+
+  private _reportFailure(error: unknown, operation: string): void {
+    this._lastError = error;
+    const code = (error as Partial<TargetError>).code ?? 'ERROR';
+    this._reportOnce(`${operation}:${code}`, operation, error);
+  }
+
+  private _reportOnce(kind: string, operation: string, error: unknown): void {
+    if (this._reported.has(kind)) return;
+    this._reported.add(kind);
+    this._report({ backend: this.name, operation, error });
+  }
+
+  /** Past the shutdown deadline: what is left is counted undelivered, reported once, and cut off. */
+  private _abandon(timeoutMillis: number): void {
+    this._abandoned = true;
+    let runs = 0;
+    const points = this._queuedPoints;
+    for (const slot of this._slots.values()) {
+      if (slot.dead || slot.done) continue;
+      if (slot.works.size > 0 || slot.finishing !== undefined || this.target.hasQueued(slot.state) || slot.creating !== Number.POSITIVE_INFINITY) runs++;
+      for (const w of slot.waiters) w.resolve(false);
+      slot.waiters = [];
+    }
+    this._stats.undeliveredPoints += points;
+    this._queuedPoints = 0;
+    const last = this._lastError instanceof Error ? `; last error: ${this._lastError.message}` : '';
+    this._report({
+      backend: this.name,
+      operation: 'shutdown',
+      error: new Error(
+        `${this.target.location}: ${points} metric point(s) of ${runs} run(s) not delivered within the ${timeoutMillis} ms flush deadline${last}. ` +
+          `The local run log keeps them: \`runtel sync --to ${this.name}\` uploads them later`,
+      ),
+    });
+  }
+}
+
+function unrefTimeout(fn: () => void, millis: number): NodeJS.Timeout {
+  const timer = setTimeout(fn, millis);
+  timer.unref();
+  return timer;
+}
+
+/** The error's message without the target's name, which the location already says. */
+function withoutTarget(error: TargetError): string {
+  return error.message.startsWith(`${error.target} `) ? error.message.slice(error.target.length + 1) : error.message;
+}
+
+function formatMillis(millis: number): string {
+  if (millis >= 3_600_000) return `${+(millis / 3_600_000).toFixed(1)} h`;
+  if (millis >= 60_000) return `${+(millis / 60_000).toFixed(1)} min`;
+  return `${+(millis / 1000).toFixed(1)} s`;
+}

@@ -1,0 +1,356 @@
+// Run events → MLflow REST requests: the MLflow DeliveryTarget. Points, params and tags are merged
+// into log-batch requests within MLflow's limits (channel `batch`); artifacts are uploaded one at a
+// time through the artifact proxy (channel `artifacts`); the finish is an update-run.
+
+import { execFile } from 'node:child_process';
+import { userInfo } from 'node:os';
+import { basename } from 'node:path';
+import type { ArtifactEvent, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
+import { listFiles, relativeName } from '../core/artifacts.js';
+import type { DeliveryContext, DeliveryTarget, StartedRun, Work } from '../delivery/DeliveryTarget.js';
+import { redactUrl } from '../delivery/HttpClient.js';
+import { MlflowError, isMissing, toMlflowMetricValue } from './MlflowClient.js';
+import type { MlflowKeyValue, MlflowMetric, MlflowRunStatus , MlflowClient} from './MlflowClient.js';
+
+export const RUNTEL_RUN_ID_TAG = 'runtel.run_id';
+const STATUS: Record<string, MlflowRunStatus> = { success: 'FINISHED', failed: 'FAILED', killed: 'KILLED' };
+
+export interface MlflowLimits {
+  maxMetricsPerBatch: number;
+  maxParamsPerBatch: number;
+  maxTagsPerBatch: number;
+  maxEntitiesPerBatch: number;
+  maxParamValueLength: number;
+  maxTagValueLength: number;
+}
+
+export interface MlflowTargetConfig extends MlflowLimits {
+  /** Requests of one run in flight at once. */
+  maxConcurrentRequests: number;
+  /** Look each run up by its `runtel.run_id` tag before creating it. */
+  findExistingRuns: boolean;
+  /** MLflow experiment for runs whose experiment is runtel's `default`. */
+  defaultExperimentName: string | undefined;
+}
+
+interface Keyed extends MlflowKeyValue {
+  seq: number;
+}
+
+export interface MlflowRunState {
+  readonly runtelId: string;
+  started: RunStartedEvent | undefined;
+  /** The MLflow run, once created. */
+  mlflowId: string | undefined;
+  artifactRoot: string | undefined;
+  metrics: MlflowMetric[];
+  /** The seq of each queued metric point (a parallel array: the points go to MLflow as they are). */
+  metricSeqs: number[];
+  params: Keyed[];
+  /** Every param queued for this run, so none is sent twice. */
+  paramValues: Map<string, string>;
+  tags: Keyed[];
+  artifacts: Array<ArtifactEvent & { seq: number }>;
+  /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
+  tagsInflight: boolean;
+}
+
+/** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
+const MAX_REMEMBERED_IDS = 100_000;
+
+export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
+  readonly name = 'mlflow';
+  readonly location: string;
+  readonly createOperation = 'create-run';
+  readonly client: MlflowClient['http'];
+  readonly channels;
+  readonly mlflow: MlflowClient;
+  private readonly _c: MlflowTargetConfig;
+  private _context!: DeliveryContext;
+  private readonly _experiments = new Map<string, Promise<string>>();
+  /** runtel id → MLflow run id (settles once the run exists). */
+  private readonly _ids = new Map<string, Promise<string | undefined>>();
+  private _gitCommit: Promise<string | undefined> | undefined;
+
+  constructor(client: MlflowClient, config: MlflowTargetConfig) {
+    this.mlflow = client;
+    this.client = client.http;
+    this.location = `MLflow ${redactUrl(client.trackingUri)}`;
+    for (const [key, value] of Object.entries(config)) {
+      if (typeof value === 'number' && !(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
+    }
+    this._c = config;
+    this.channels = [
+      { name: 'batch', maxInFlightPerRun: config.maxConcurrentRequests },
+      { name: 'artifacts', maxInFlightPerRun: 1 },
+    ] as const;
+  }
+
+  bind(context: DeliveryContext): void {
+    this._context = context;
+  }
+
+  /** The MLflow run id of a runtel run, once it exists. */
+  mlflowRunId(runtelId: string): Promise<string | undefined> {
+    return this._ids.get(runtelId) ?? Promise.resolve(undefined);
+  }
+
+  start(event: RunStartedEvent, previous: MlflowRunState | undefined): StartedRun<MlflowRunState> {
+    const state: MlflowRunState = previous ?? this._newState(event.runId);
+    state.started = event;
+    this._queueParams(state, event.params, 0);
+    for (const [key, value] of Object.entries(event.tags)) state.tags.push({ key, value, seq: 0 });
+    return { state, create: () => this._remember(state, this._create(state, event)) };
+  }
+
+  adopt(runId: string): StartedRun<MlflowRunState> | undefined {
+    if (!this._c.findExistingRuns) return undefined;
+    const state = this._newState(runId);
+    return { state, create: () => this._remember(state, this._find(state)) };
+  }
+
+  accept(state: MlflowRunState, event: Exclude<RunEvent, RunStartedEvent>, seq: number): boolean {
+    switch (event.type) {
+      case 'params':
+        this._queueParams(state, event.params, seq);
+        return false;
+      case 'tags':
+        for (const [key, value] of Object.entries(event.tags)) state.tags.push({ key, value, seq });
+        return false;
+      case 'metrics': {
+        const timestamp = Math.floor(event.timestamp);
+        for (const key in event.values) {
+          state.metrics.push({ key, value: toMlflowMetricValue(event.values[key]!), timestamp, step: event.step });
+          state.metricSeqs.push(seq);
+        }
+        return state.metrics.length >= this._c.maxMetricsPerBatch;
+      }
+      case 'artifact':
+        state.artifacts.push({ ...event, seq });
+        return false;
+      case 'run_finished':
+        return true;
+    }
+  }
+
+  take(state: MlflowRunState, channel: string): Work | undefined {
+    return channel === 'batch' ? this._takeBatch(state) : this._takeArtifact(state);
+  }
+
+  hasQueued(state: MlflowRunState): boolean {
+    return state.metrics.length > 0 || state.params.length > 0 || state.tags.length > 0 || state.artifacts.length > 0;
+  }
+
+  queuedSeq(state: MlflowRunState): number {
+    return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, state.artifacts[0]?.seq ?? Infinity);
+  }
+
+  finish(state: MlflowRunState, event: RunFinishedEvent): Work {
+    return {
+      operation: 'update-run',
+      points: 0,
+      seq: Infinity,
+      send: () => this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status]!, end_time: Math.floor(event.endTime) }),
+      killsRun: gone,
+    };
+  }
+
+  drop(state: MlflowRunState): number {
+    const dropped = state.metrics.length;
+    state.metrics = [];
+    state.metricSeqs = [];
+    state.params = [];
+    state.tags = [];
+    state.artifacts = [];
+    return dropped;
+  }
+
+  // --- requests ---
+
+  // Params are write-once and metrics append-only: any order is fine. Tags are last-write-wins, so
+  // one request carrying tags at a time keeps them in order.
+  private _takeBatch(state: MlflowRunState): Work | undefined {
+    const c = this._c;
+    const params = state.params.splice(0, c.maxParamsPerBatch);
+    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch);
+    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length);
+    const metrics = state.metrics.splice(0, room);
+    const seqs = state.metricSeqs.splice(0, metrics.length);
+    if (metrics.length === 0 && params.length === 0 && tags.length === 0) return undefined;
+    const carriesTags = tags.length > 0;
+    if (carriesTags) state.tagsInflight = true;
+    const release = (): void => {
+      if (carriesTags) state.tagsInflight = false;
+    };
+    const body = {
+      run_id: state.mlflowId!,
+      ...(metrics.length > 0 ? { metrics } : {}),
+      ...(params.length > 0 ? { params: params.map((p) => this._limit(p, c.maxParamValueLength, 'param')) } : {}),
+      ...(tags.length > 0 ? { tags: tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag')) } : {}),
+    };
+    return {
+      operation: 'log-batch',
+      points: metrics.length,
+      seq: Math.min(seqs[0] ?? Infinity, params[0]?.seq ?? Infinity, tags[0]?.seq ?? Infinity),
+      send: () => this.mlflow.logBatch(body),
+      killsRun: gone,
+      onSent: release,
+      onFailed: release,
+    };
+  }
+
+  private _takeArtifact(state: MlflowRunState): Work | undefined {
+    const artifact = state.artifacts.shift();
+    if (artifact === undefined) return undefined;
+    return {
+      operation: 'upload-artifact',
+      points: 0,
+      seq: artifact.seq,
+      send: () => this._upload(state, artifact),
+    };
+  }
+
+  private async _upload(state: MlflowRunState, artifact: ArtifactEvent): Promise<void> {
+    if (state.artifactRoot === undefined) {
+      this._context.reportOnce('no-artifact-proxy', 'upload-artifact', new Error(`${this.location}: the run's artifact_uri is not mlflow-artifacts:/ (start mlflow server with artifact serving): artifacts stay in the local run log`));
+      return;
+    }
+    const files = artifact.kind === 'directory' ? listFiles(artifact.path).map((f) => [f, `${artifact.name}/${relativeName(artifact.path, f)}`] as const) : [[artifact.path, artifact.name] as const];
+    for (const [file, name] of files) await this.mlflow.uploadArtifact(`${state.artifactRoot}/${name}`, file);
+  }
+
+  private _limit(kv: Keyed, maxValue: number, what: string): MlflowKeyValue {
+    if (kv.value.length <= maxValue) return { key: kv.key, value: kv.value };
+    // As MLflow's own server does by default (MLFLOW_TRUNCATE_LONG_VALUES).
+    this._context.reportOnce(`truncate-${what}`, 'log-batch', new Error(`${what} ${JSON.stringify(kv.key)} is ${kv.value.length} characters; truncated to this server's limit of ${maxValue}`));
+    return { key: kv.key, value: kv.value.slice(0, maxValue) };
+  }
+
+  // --- runs ---
+
+  private _newState(runtelId: string): MlflowRunState {
+    return {
+      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], artifacts: [], tagsInflight: false,
+    };
+  }
+
+  // MLflow answers 400 to a batch that names a param twice: a param already queued or sent with the
+  // same value (a replay, a resent OTLP batch) is not queued again.
+  private _queueParams(state: MlflowRunState, params: Record<string, string>, seq: number): void {
+    for (const [key, value] of Object.entries(params)) {
+      if (state.paramValues.get(key) === value) continue;
+      state.paramValues.set(key, value);
+      state.params.push({ key, value, seq });
+    }
+  }
+
+  /** Keeps the run's MLflow id findable by its children, also after the backend forgot the run. */
+  private async _remember(state: MlflowRunState, created: Promise<void>): Promise<void> {
+    const id = created.then(() => state.mlflowId, () => undefined);
+    this._ids.delete(state.runtelId);
+    this._ids.set(state.runtelId, id);
+    if (this._ids.size > MAX_REMEMBERED_IDS) this._ids.delete(this._ids.keys().next().value!);
+    await created;
+  }
+
+  private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
+    const experimentName = event.experiment === 'default' && this._c.defaultExperimentName !== undefined ? this._c.defaultExperimentName : event.experiment;
+    const experimentId = await this.experimentId(experimentName);
+    if (this._c.findExistingRuns || event.resumed === true) {
+      const existing = await this.findRun(experimentId, event.runId);
+      if (existing !== undefined) {
+        if (event.resumed === true && existing.status !== 'RUNNING') await this.mlflow.updateRun({ run_id: existing.runId, status: 'RUNNING' });
+        state.mlflowId = existing.runId;
+        state.artifactRoot = artifactRoot(existing.artifactUri);
+        return;
+      }
+    }
+    const parentId = event.parentId === undefined ? undefined : await this._parentRunId(experimentId, event.parentId);
+    const tags: MlflowKeyValue[] = [
+      { key: 'mlflow.runName', value: event.name },
+      { key: 'mlflow.user', value: safeUser() },
+      { key: 'mlflow.source.name', value: basename(process.argv[1] ?? 'node') },
+      { key: 'mlflow.source.type', value: 'LOCAL' },
+      { key: RUNTEL_RUN_ID_TAG, value: event.runId },
+    ];
+    if (parentId !== undefined) tags.push({ key: 'mlflow.parentRunId', value: parentId });
+    const commit = await this._commit();
+    if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });
+    const info = await this.mlflow.createRun(
+      { experiment_id: experimentId, run_name: event.name, start_time: Math.floor(event.startTime), tags },
+      // The runtel.run_id tag goes in the create request, so a run an unanswered attempt made is found by it.
+      { findCreated: async () => (await this.mlflow.searchRuns([experimentId], runIdFilter(event.runId), 'ALL'))[0]?.info },
+    );
+    state.mlflowId = info.run_id;
+    state.artifactRoot = artifactRoot(info.artifact_uri);
+  }
+
+  /** An adopted run: found by its tag in any experiment, never created (its start is not known). */
+  private async _find(state: MlflowRunState): Promise<void> {
+    const run = await this.mlflow.findRunByTag([...(await this.mlflow.searchExperiments()).keys()], RUNTEL_RUN_ID_TAG, state.runtelId);
+    if (run === undefined) throw new MlflowError(404, 'RESOURCE_DOES_NOT_EXIST', `no MLflow run is tagged ${RUNTEL_RUN_ID_TAG}=${state.runtelId}, and its start was not seen`, undefined, 'find-run');
+    state.mlflowId = run.info.run_id;
+    state.artifactRoot = artifactRoot(run.info.artifact_uri);
+  }
+
+  // The parent's MLflow id: created by this target, or (exporters, bridge, sync) found by its tag.
+  private async _parentRunId(experimentId: string, parentRuntelId: string): Promise<string | undefined> {
+    const known = await this.mlflowRunId(parentRuntelId);
+    if (known !== undefined || !this._c.findExistingRuns) return known;
+    return (await this.findRun(experimentId, parentRuntelId))?.runId;
+  }
+
+  /** A run by its runtel.run_id tag in one experiment, or by MLflow run id (resuming by MLflow id). */
+  async findRun(experimentId: string, runtelId: string): Promise<{ runId: string; status: MlflowRunStatus; artifactUri: string | undefined } | undefined> {
+    const found = await this.mlflow.searchRuns([experimentId], runIdFilter(runtelId));
+    let info = found[0]?.info;
+    if (info === undefined && /^[0-9a-f]{32}$/.test(runtelId)) {
+      try {
+        info = (await this.mlflow.getRun(runtelId)).info;
+      } catch (error) {
+        if (!isMissing(error)) throw error;
+      }
+    }
+    return info === undefined ? undefined : { runId: info.run_id, status: info.status, artifactUri: info.artifact_uri };
+  }
+
+  experimentId(name: string): Promise<string> {
+    let id = this._experiments.get(name);
+    if (id === undefined) {
+      id = this.mlflow.getOrCreateExperiment(name);
+      this._experiments.set(name, id);
+      // A failure is not cached: the next run tries again.
+      id.catch(() => this._experiments.delete(name));
+    }
+    return id;
+  }
+
+  private _commit(): Promise<string | undefined> {
+    this._gitCommit ??= new Promise((resolve) => {
+      execFile('git', ['rev-parse', 'HEAD'], { timeout: 2000 }, (error, stdout) => resolve(error ? undefined : stdout.trim() || undefined));
+    });
+    return this._gitCommit;
+  }
+}
+
+export function runIdFilter(runtelId: string): string {
+  return `tags.\`${RUNTEL_RUN_ID_TAG}\` = '${runtelId.replace(/'/g, "\\'")}'`;
+}
+
+/** A run that is gone (deleted) or no longer takes data: nothing more of it can be delivered. */
+function gone(error: unknown): boolean {
+  return error instanceof MlflowError && (error.errorCode === 'RESOURCE_DOES_NOT_EXIST' || (error.errorCode === 'INVALID_PARAMETER_VALUE' && /active/.test(error.message)));
+}
+
+function artifactRoot(uri: string | undefined): string | undefined {
+  const match = uri === undefined ? null : /^mlflow-artifacts:(?:\/\/[^/]*)?\/(.+)$/.exec(uri);
+  return match?.[1]?.replace(/\/+$/, '');
+}
+
+function safeUser(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
