@@ -198,7 +198,7 @@ async function memory(): Promise<void> {
   console.log(`  RSS baseline ${(baseline / 2 ** 20).toFixed(1)} MB, peak ${(peak / 2 ** 20).toFixed(1)} MB, after shutdown ${(after / 2 ** 20).toFixed(1)} MB`);
   const growth = (peak - baseline) / 2 ** 20;
   console.log(`  RSS growth: ${growth.toFixed(1)} MB (target <= 100 MB)  ${growth <= 100 ? 'OK' : 'MISSED'}`);
-  console.log(`  undelivered records: ${logger.undeliveredCount().toLocaleString('en')} (${total.toLocaleString('en')} points + ml.run.start + ml.run.end)`);
+  console.log(`  undelivered records: ${(logger.undeliveredCount() ?? 'unknown').toLocaleString('en')} (${total.toLocaleString('en')} points + ml.run.start + ml.run.end)`);
   console.log(`    queue full: ${stats.dropped}, export failed: ${stats.failed}, abandoned at shutdown: ${stats.abandoned}, exported: ${stats.exported}, pending: ${stats.pending}`);
   console.log(`    last error: ${stats.lastError ?? '-'}`);
   for (const line of undeliveredLines) console.log(`  ${line}`);

@@ -20,8 +20,11 @@ export class OtelLogger extends BackendLogger {
     super(new OtelBackend(options), options);
   }
 
-  /** Log records (metric points and run records) that could not be delivered since this logger was created. */
-  undeliveredCount(): number {
+  /**
+   * Log records (metric points and run records) that could not be delivered since this logger was
+   * created; undefined when runtel cannot know (no CountingBatchLogRecordProcessor exists).
+   */
+  undeliveredCount(): number | undefined {
     return this.backend.undeliveredCount();
   }
 

@@ -1,18 +1,22 @@
 // OTel SDK exporters that turn runtel's spans and log records into run events for a RunBackend
-// (MLflow, W&B). The span and log exporters of one backend share one translator and one backend,
-// so a run's records and its span meet.
+// (MLflow, W&B). A run's records and its span must meet in one translator and one backend, so the
+// two exporters of a target are made together (`runEventExporters`) and share them explicitly.
+//
+// Each exporter shuts down once (a second call returns the first call's promise), as OpenTelemetry
+// exporters do; the backend shuts down when both have.
 
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ExportResult } from '@opentelemetry/core';
 import type { LogRecordExporter, ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { RunBackend } from '../../core/RunBackend.js';
+import type { RunEvent } from '../../core/events.js';
 import { FailureReporter } from '../../core/errors.js';
 import type { BackendErrorHandler } from '../../core/errors.js';
 import { OtelRunTranslator } from './OtelRunTranslator.js';
 import { fromReadableLogRecord, fromReadableSpan } from './inputs.js';
 
-/** A backend fed by a translator; shared by a span exporter and a log record exporter. */
+/** A backend fed by a translator; shared by a target's span exporter and log record exporter. */
 export class OtelRunSink {
   readonly backend: RunBackend;
   readonly translator = new OtelRunTranslator();
@@ -26,8 +30,8 @@ export class OtelRunSink {
     backend.bindFailureReporter?.((failure) => this.failures.report(failure));
   }
 
-  /** Enqueues the events; delivery (with retries) goes on in the backend's sender. */
-  deliver(events: ReturnType<OtelRunTranslator['logs']>): void {
+  /** Enqueues the events; delivery (with retries) goes on in the backend. */
+  deliver(events: readonly RunEvent[]): void {
     for (const event of events) {
       try {
         this.backend.onEvent(event);
@@ -37,15 +41,12 @@ export class OtelRunSink {
     }
   }
 
-  get isShutDown(): boolean {
-    return this._shutdown !== undefined;
-  }
-
+  /** One more exporter uses this sink. */
   acquire(): void {
     this._users++;
   }
 
-  /** Shuts the backend down when the last exporter using it shuts down. */
+  /** An exporter is done with the sink (once per exporter): the last one shuts the backend down. */
   release(): Promise<void> {
     this._users--;
     if (this._users > 0) return this.backend.forceFlush();
@@ -54,27 +55,13 @@ export class OtelRunSink {
   }
 }
 
-const sinks = new Map<string, OtelRunSink>();
-
-/**
- * The sink shared by every exporter of one target (`key`), so a run's spans and records meet in one
- * sender. The first exporter's options configure it; a sink that was shut down is replaced.
- */
-export function sharedSink(key: string, create: () => OtelRunSink): OtelRunSink {
-  let sink = sinks.get(key);
-  if (sink === undefined || sink.isShutDown) {
-    sink = create();
-    sinks.set(key, sink);
-  }
-  return sink;
-}
-
 /**
  * Reports SUCCESS once the data is queued in the backend: its sender retries and counts failures
  * on its own, and waiting for the remote server here would hold the SDK's batch processor.
  */
 export class RunEventSpanExporter implements SpanExporter {
   readonly sink: OtelRunSink;
+  private _shutdown: Promise<void> | undefined;
 
   constructor(sink: OtelRunSink) {
     this.sink = sink;
@@ -82,6 +69,7 @@ export class RunEventSpanExporter implements SpanExporter {
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
+    if (this._shutdown !== undefined) return resultCallback({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
     this.sink.deliver(this.sink.translator.spans(spans.map(fromReadableSpan)));
     resultCallback({ code: ExportResultCode.SUCCESS });
   }
@@ -91,12 +79,14 @@ export class RunEventSpanExporter implements SpanExporter {
   }
 
   shutdown(): Promise<void> {
-    return this.sink.release();
+    this._shutdown ??= this.sink.release();
+    return this._shutdown;
   }
 }
 
 export class RunEventLogRecordExporter implements LogRecordExporter {
   readonly sink: OtelRunSink;
+  private _shutdown: Promise<void> | undefined;
 
   constructor(sink: OtelRunSink) {
     this.sink = sink;
@@ -104,6 +94,7 @@ export class RunEventLogRecordExporter implements LogRecordExporter {
   }
 
   export(logs: ReadableLogRecord[], resultCallback: (result: ExportResult) => void): void {
+    if (this._shutdown !== undefined) return resultCallback({ code: ExportResultCode.FAILED, error: new Error('exporter is shut down') });
     this.sink.deliver(this.sink.translator.logs(logs.map(fromReadableLogRecord)));
     resultCallback({ code: ExportResultCode.SUCCESS });
   }
@@ -113,6 +104,19 @@ export class RunEventLogRecordExporter implements LogRecordExporter {
   }
 
   shutdown(): Promise<void> {
-    return this.sink.release();
+    this._shutdown ??= this.sink.release();
+    return this._shutdown;
   }
+}
+
+/** A span exporter and a log record exporter that share one translator and one backend. */
+export interface RunEventExporterPair<S extends SpanExporter = RunEventSpanExporter, L extends LogRecordExporter = RunEventLogRecordExporter> {
+  spanExporter: S;
+  logRecordExporter: L;
+}
+
+/** The exporter pair for any RunBackend. */
+export function runEventExporters(backend: RunBackend, onError?: BackendErrorHandler): RunEventExporterPair {
+  const sink = new OtelRunSink(backend, onError);
+  return { spanExporter: new RunEventSpanExporter(sink), logRecordExporter: new RunEventLogRecordExporter(sink) };
 }
