@@ -20,8 +20,8 @@ import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { InMemoryLogRecordExporter, LoggerProvider } from '@opentelemetry/sdk-logs';
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
-import { createBridge } from '../src/bridge/Bridge.js';
-import { OtlpCodec } from '../src/bridge/otlp/codec.js';
+import { createBridge } from '../src/bridge/RuntelBridge.js';
+import { OtlpCodec } from '../src/bridge/ingest/codec.js';
 import type { RunBackend } from '../src/core/RunBackend.js';
 import type { RunEvent } from '../src/core/events.js';
 import { EVENT_METRIC, EVENT_RUN_END, EVENT_RUN_START } from '../src/otel/conventions.js';
@@ -226,7 +226,7 @@ function inProcessCase(bodies: Bodies): { nsPerPoint: number; pointsPerSecond: n
 /** (C2) The whole bridge over loopback HTTP, its only backend a null one. */
 async function nullBridgeCase(bodies: Bodies): Promise<{ nsPerPoint: number; pointsPerSecond: number }> {
   const sink = new NullBackend();
-  const bridge = await createBridge({ port: 0, backends: [sink], log: () => undefined });
+  const bridge = await createBridge({ port: 0, targets: [sink], log: () => undefined });
   try {
     const start = process.hrtime.bigint();
     const sent = await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);

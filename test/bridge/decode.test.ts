@@ -9,9 +9,9 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { RunEvent } from '../../src/core/events.js';
-import { OtlpCodec } from '../../src/bridge/otlp/codec.js';
-import { OTLP_DESCRIPTOR_METADATA } from '../../src/bridge/otlp/otlp-descriptor.js';
-import { createBridge } from '../../src/bridge/Bridge.js';
+import { OtlpCodec } from '../../src/bridge/ingest/codec.js';
+import { OTLP_DESCRIPTOR_METADATA } from '../../src/generated/otlp/descriptor.js';
+import { createBridge } from '../../src/bridge/RuntelBridge.js';
 import { OtelRunTranslator } from '../../src/otel/translate/OtelRunTranslator.js';
 import { logInputsFromOtlp, spanInputsFromOtlp } from '../../src/otel/translate/otlpInputs.js';
 import { JSON_TYPE, PROTOBUF, RecordingBackend, loggedScenario, post, referenceEvents } from './helpers.js';
@@ -65,7 +65,7 @@ describe.each<[Encoding]>([['protobuf'], ['json']])('%s bodies from the OTel JS 
   it.each<[boolean]>([[false], [true]])('posted to a bridge (gzip: %s) reach its backend as the same events', async (gzip) => {
     const backend = new RecordingBackend();
     // Ends are forwarded at once here (finishSettleMillis: 0): this compares decoding, in order.
-    const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, finishSettleMillis: 0 });
+    const bridge = await createBridge({ port: 0, targets: [backend], log: () => undefined, finishSettleMillis: 0 });
     try {
       const { logs, traces } = bodies(encoding);
       const headers = { ...(encoding === 'json' ? JSON_TYPE : PROTOBUF), ...(gzip ? { 'content-encoding': 'gzip' } : {}) };

@@ -21,8 +21,8 @@
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import { createBridge } from '../../src/bridge/Bridge.js';
-import type { RuntelBridge } from '../../src/bridge/Bridge.js';
+import { createBridge } from '../../src/bridge/RuntelBridge.js';
+import type { RuntelBridge } from '../../src/bridge/RuntelBridge.js';
 import { JSON_TYPE, PROTOBUF, RecordingBackend, T0, jsonLogs, loggedScenario, post } from './helpers.js';
 
 const CASES = 10_000;
@@ -145,7 +145,7 @@ describe('fuzzing the receiver', () => {
     }
 
     const backend = new RecordingBackend();
-    bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, maxBodyBytes: 1 << 20, orphanGraceMillis: 0 });
+    bridge = await createBridge({ port: 0, targets: [backend], log: () => undefined, maxBodyBytes: 1 << 20, orphanGraceMillis: 0 });
     const url = bridge.url;
 
     const statuses = new Map<string, Map<number, number>>();

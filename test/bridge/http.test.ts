@@ -6,9 +6,10 @@
 import { createGzip, gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
-import { RuntelBridge, artifactTagKey, createBridge, isLoopbackHost } from '../../src/bridge/Bridge.js';
-import type { BridgeOptions } from '../../src/bridge/Bridge.js';
-import { OtlpCodec } from '../../src/bridge/otlp/codec.js';
+import { RuntelBridge, createBridge, isLoopbackHost } from '../../src/bridge/RuntelBridge.js';
+import { artifactTagKey } from '../../src/bridge/ingest/artifacts.js';
+import type { BridgeOptions } from '../../src/bridge/RuntelBridge.js';
+import { OtlpCodec } from '../../src/bridge/ingest/codec.js';
 import { JSON_TYPE, PROTOBUF, RecordingBackend, T0, get, jsonLogs, loggedScenario, post } from './helpers.js';
 
 const codec = new OtlpCodec();
@@ -20,7 +21,7 @@ afterEach(async () => {
 
 async function start(options: Partial<BridgeOptions> = {}): Promise<{ bridge: RuntelBridge; backend: RecordingBackend }> {
   const backend = new RecordingBackend();
-  const bridge = await createBridge({ port: 0, backends: [backend], log: () => undefined, finishSettleMillis: 0, ...options });
+  const bridge = await createBridge({ port: 0, targets: [backend], log: () => undefined, finishSettleMillis: 0, ...options });
   bridges.push(bridge);
   return { bridge, backend };
 }
@@ -128,13 +129,13 @@ describe('status codes', () => {
   });
 
   it('refuses a non-loopback address without a token unless told to', () => {
-    const backends = [new RecordingBackend()];
-    expect(() => new RuntelBridge({ host: '0.0.0.0', backends, token: undefined, allowInsecure: false })).toThrow(/without a token/);
-    expect(() => new RuntelBridge({ host: '0.0.0.0', backends, allowInsecure: true })).not.toThrow();
-    expect(() => new RuntelBridge({ host: '0.0.0.0', backends, token: 't' })).not.toThrow();
+    const targets = [new RecordingBackend()];
+    expect(() => new RuntelBridge({ host: '0.0.0.0', targets, token: undefined, allowInsecure: false })).toThrow(/without a token/);
+    expect(() => new RuntelBridge({ host: '0.0.0.0', targets, allowInsecure: true })).not.toThrow();
+    expect(() => new RuntelBridge({ host: '0.0.0.0', targets, token: 't' })).not.toThrow();
     expect(isLoopbackHost('127.0.0.1') && isLoopbackHost('::1') && isLoopbackHost('localhost')).toBe(true);
     expect(isLoopbackHost('10.0.0.1') || isLoopbackHost('::') || isLoopbackHost('example.org')).toBe(false);
-    expect(() => new RuntelBridge({ backends: [] })).toThrow(/needs somewhere to send runs/);
+    expect(() => new RuntelBridge({ targets: [] })).toThrow(/needs somewhere to send runs/);
   });
 
   it('503 + Retry-After while the senders queue too many points; /readyz says so', async () => {

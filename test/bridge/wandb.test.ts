@@ -5,8 +5,8 @@
 // sent twice (as a collector retrying a timed-out request does) adds no history row.
 
 import { afterAll, describe, expect, it } from 'vitest';
-import { createBridge } from '../../src/bridge/Bridge.js';
-import type { RuntelBridge } from '../../src/bridge/Bridge.js';
+import { createBridge } from '../../src/bridge/RuntelBridge.js';
+import type { RuntelBridge } from '../../src/bridge/RuntelBridge.js';
 import { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import { wandbRunId } from '../../src/wandb/history.js';
 import { startMlflow } from '../services/index.js';

@@ -9,8 +9,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createBridge } from '../../src/bridge/Bridge.js';
-import type { RuntelBridge } from '../../src/bridge/Bridge.js';
+import { createBridge } from '../../src/bridge/RuntelBridge.js';
+import type { RuntelBridge } from '../../src/bridge/RuntelBridge.js';
 import { MlflowBackend } from '../../src/mlflow/MlflowBackend.js';
 import { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
@@ -61,7 +61,7 @@ const ready = setupOrFail(async () => {
     const bridge = await createBridge({
       port: 0,
       token: TOKEN,
-      backends: [new MlflowBackend({ trackingUri: mlflow.url, flushIntervalMillis: 200, findExistingRuns: true }), recorder],
+      targets: [new MlflowBackend({ trackingUri: mlflow.url, flushIntervalMillis: 200, findExistingRuns: true }), recorder],
       log: () => undefined,
     });
     bridges.push({ bridge, recorder });

@@ -5,10 +5,10 @@
 // arrive within the window go out before the finish; later ones are still forwarded (W&B's sender
 // streams them and completes the run again), so nothing is ever dropped here.
 
-import type { RunEvent } from '../core/events.js';
+import type { RunEvent } from '../../core/events.js';
 
 export class FinishSettler {
-  private readonly _held = new Map<string, { event: RunEvent; timer: NodeJS.Timeout }>();
+  private readonly _held = new Map<string, { event: RunEvent; timer: NodeJS.Timeout; released: Promise<void>; release: () => void }>();
 
   /**
    * @param settleMillis how long a run_finished waits for late records (0: not at all)
@@ -25,34 +25,48 @@ export class FinishSettler {
     const now: RunEvent[] = [];
     for (const event of events) {
       if (event.type === 'run_finished') {
-        this._releaseRun(event.runId, now); // a second finish (a resumed run): the first goes first
+        // A second finish (a resumed run): the first goes first. Waiters run after the caller forwards `now`.
+        this._releaseRun(event.runId, now)?.();
         const timer = setTimeout(() => {
+          const held = this._held.get(event.runId);
           this._held.delete(event.runId);
           this._release([event]);
+          held?.release();
         }, this._settleMillis);
         timer.unref();
-        this._held.set(event.runId, { event, timer });
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        this._held.set(event.runId, { event, timer, released, release });
       } else {
         // A run started again after its finish (resumed): the finish must reach the targets before it.
-        if (event.type === 'run_started') this._releaseRun(event.runId, now);
+        if (event.type === 'run_started') this._releaseRun(event.runId, now)?.();
         now.push(event);
       }
     }
     return now;
   }
 
+  /** Resolves once the run's held finish has been forwarded (at once when none is held). */
+  released(runId: string): Promise<void> {
+    return this._held.get(runId)?.released ?? Promise.resolve();
+  }
+
   /** Forwards every held finish now (shutdown). */
   flush(): void {
     const out: RunEvent[] = [];
-    for (const runId of [...this._held.keys()]) this._releaseRun(runId, out);
+    const released: Array<() => void> = [];
+    for (const runId of [...this._held.keys()]) released.push(this._releaseRun(runId, out)!);
     if (out.length > 0) this._release(out);
+    for (const release of released) release();
   }
 
-  private _releaseRun(runId: string, out: RunEvent[]): void {
+  /** Moves a held finish to `out`; returns the function that tells its waiters, to call once it is forwarded. */
+  private _releaseRun(runId: string, out: RunEvent[]): (() => void) | undefined {
     const held = this._held.get(runId);
-    if (held === undefined) return;
+    if (held === undefined) return undefined;
     clearTimeout(held.timer);
     this._held.delete(runId);
     out.push(held.event);
+    return held.release;
   }
 }

@@ -9,8 +9,8 @@
 // `runtel.run_id` tag, in any experiment), else it asks the sender to retry later (the start may
 // be on its way), for at most `orphanGraceMillis`, after which it accepts the records as they are.
 
-import type { MlflowClient, MlflowRun } from '../mlflow/MlflowClient.js';
-import { RUNTEL_RUN_ID_TAG } from '../mlflow/MlflowBackend.js';
+import type { MlflowClient } from '../../mlflow/MlflowClient.js';
+import { RUNTEL_RUN_ID_TAG } from '../../mlflow/MlflowTarget.js';
 
 export interface RunIdentity {
   name?: string;
@@ -152,14 +152,8 @@ export function mlflowRunFinder(client: MlflowClient, experimentsCacheMillis = 5
   };
 
   return async (runtelId) => {
-    if (!/^[A-Za-z0-9_.:-]{1,128}$/.test(runtelId)) return undefined; // never put odd characters into a filter string
     const all = await listExperiments();
-    const ids = [...all.keys()];
-    let found: MlflowRun | undefined;
-    // MLflow caps the experiments of one search; ask in slices.
-    for (let i = 0; i < ids.length && found === undefined; i += 100) {
-      found = (await client.searchRuns(ids.slice(i, i + 100), `tags.\`${RUNTEL_RUN_ID_TAG}\` = '${runtelId}'`))[0];
-    }
+    const found = await client.findRunByTag([...all.keys()], RUNTEL_RUN_ID_TAG, runtelId);
     if (found === undefined) return undefined;
     const experiment = all.get(found.info.experiment_id) ?? (await client.getExperimentName(found.info.experiment_id));
     const tags = new Map((found.data.tags ?? []).map((t) => [t.key, t.value]));

@@ -1,4 +1,4 @@
-// OTLP/HTTP bodies ⇄ objects, with the official schema (otlp-descriptor.ts, generated from the
+// OTLP/HTTP bodies ⇄ objects, with the official schema (src/generated/otlp/descriptor.ts, generated from the
 // opentelemetry-proto package by scripts/gen-otlp-descriptor.py) and protobufjs:
 // - protobuf: `Type.decode`;
 // - OTLP/JSON: protobufjs's ProtoJSON reader (`protobufjs/ext/protojson`), strict about types
@@ -10,7 +10,7 @@
 import protobuf from 'protobufjs';
 import type { IConversionOptions, INamespace, Type } from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
-import { OTLP_DESCRIPTOR_METADATA, OTLP_DESCRIPTOR_ROOT } from './otlp-descriptor.js';
+import { OTLP_DESCRIPTOR_METADATA, OTLP_DESCRIPTOR_ROOT } from '../../generated/otlp/descriptor.js';
 
 export type OtlpSignal = 'traces' | 'logs' | 'metrics';
 export type OtlpEncoding = 'protobuf' | 'json';

@@ -30,7 +30,7 @@ export function bridgeCommand(): Command {
         '\nHealth: GET /healthz (alive), GET /readyz (ready for data). See docs/bridge.md.',
     )
     .action(async (options: ServeOptions) => {
-      const { createBridge } = await import('../../bridge/Bridge.js');
+      const { createBridge } = await import('../../bridge/RuntelBridge.js');
       const bridge = await createBridge({
         ...(options.host !== undefined ? { host: options.host } : {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
