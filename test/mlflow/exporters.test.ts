@@ -1,15 +1,14 @@
-// The OTel path: an app's own providers with MlflowSpanExporter and MlflowLogRecordExporter.
+// The OTel path: an app's own providers with the MLflow span and log record exporters (createMlflowExporters).
 import { describe, expect, it } from 'vitest';
 import { BasicTracerProvider, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs';
-import { InMemoryLogger, CompositeLogger, MlflowLogRecordExporter, MlflowSpanExporter, OtelLogger, withRun } from '../../src/index.js';
+import { InMemoryLogger, CompositeLogger, MlflowLogRecordExporter, MlflowSpanExporter, OtelLogger, createMlflowExporters, withRun } from '../../src/index.js';
 import { pyValue, readBackWithPython, runsByRuntelId, useMlflowServer } from './helpers.js';
 
 const mlflow = useMlflowServer();
 
 function appProviders(trackingUri: string) {
-  const spanExporter = new MlflowSpanExporter({ trackingUri });
-  const logExporter = new MlflowLogRecordExporter({ trackingUri });
+  const { spanExporter, logRecordExporter: logExporter } = createMlflowExporters({ trackingUri });
   const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spanExporter)] });
   const loggerProvider = new LoggerProvider({ processors: [new BatchLogRecordProcessor({ exporter: logExporter, maxQueueSize: 100_000, scheduledDelayMillis: 200 })] });
   return {
@@ -84,9 +83,9 @@ describe('MLflow through OTel exporters', () => {
       MlflowSpanExporter.prototype.export = spanExport;
       MlflowLogRecordExporter.prototype.export = logExport;
     }
-    const replaySpan = new MlflowSpanExporter({ trackingUri: mlflow.server.url });
-    const replayLog = new MlflowLogRecordExporter({ trackingUri: mlflow.server.url });
-    expect(replayLog.sink).not.toBe(undefined);
+    const { spanExporter: replaySpan, logRecordExporter: replayLog } = createMlflowExporters({ trackingUri: mlflow.server.url });
+    // One translator and one sender for both, so the span and the records of a run meet.
+    expect(replaySpan.sink).toBe(replayLog.sink);
     await new Promise<void>((resolve) => replayLog.export(records.filter((r) => r.kind === 'log').map((r) => r.item) as never, () => resolve()));
     await new Promise<void>((resolve) => replaySpan.export(records.filter((r) => r.kind === 'span').map((r) => r.item) as never, () => resolve()));
     await replayLog.shutdown();

@@ -1,11 +1,11 @@
 // `runtel sync --to mlflow`: air-gapped runs from the JSONL store uploaded later, idempotently.
 import { describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JsonlLogger, withRun } from '../../src/index.js';
+import { JsonlLogger, listRuns, withRun } from '../../src/index.js';
 import { pyValue, readBackWithPython, useMlflowServer } from './helpers.js';
 
 const mlflow = useMlflowServer();
@@ -79,5 +79,27 @@ describe('runtel sync --to mlflow', () => {
     const missing = await runtel(['sync', 'nope', '--to', 'mlflow', '--dir', dir], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('no run "nope"');
+  });
+
+  it('uploads logged models from the store: the staged copy they were logged from is gone after the run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'runtel-sync-model-'));
+    const logger = new JsonlLogger({ dir });
+    let staged = '';
+    await withRun(logger, { name: 'with-model', experiment: 'offline-model' }, (run) => {
+      run.logMetrics({ loss: 0.5 });
+      run.logModel({ weights: [1, 2, 3] }, { name: 'softmax' });
+    });
+    await logger.shutdown();
+    const [stored] = listRuns(dir);
+    const artifact = stored!.events.find((e) => e.type === 'artifact')!;
+    staged = artifact.type === 'artifact' ? artifact.path : '';
+    expect(existsSync(staged)).toBe(false);
+
+    const res = await runtel(['sync', '--to', 'mlflow', '--dir', dir], { MLFLOW_TRACKING_URI: mlflow.server.url });
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const [run] = await readBackWithPython(mlflow.server.url, 'offline-model');
+    expect(JSON.parse(Buffer.from(run!.artifacts['models/softmax/model.json']!, 'hex').toString())).toEqual({ weights: [1, 2, 3] });
+    expect(run!.artifacts['models/softmax/runtel-model.json']).toBeDefined();
   });
 });
