@@ -45,7 +45,7 @@ export type { StoredRun } from './backends/jsonl/store.js';
 export { CompositeLogger } from './backends/CompositeLogger.js';
 export { createLoggerFromEnv, backendsFromEnv } from './backends/createLoggerFromEnv.js';
 export { callbacksFor, tfjsCallbacks } from './callbacks/callbacks.js';
-export type { MetricLogs, RunCallbacks, TfjsCustomCallback } from './callbacks/callbacks.js';
+export type { MetricLogs, RunCallbacks, TfjsCallbacksOptions, TfjsCustomCallback, TfjsModule } from './callbacks/callbacks.js';
 export { OtelLogger } from './otel/OtelLogger.js';
 export type { OtelLoggerOptions } from './otel/OtelLogger.js';
 export { OtelBackend } from './otel/OtelBackend.js';
