@@ -37,7 +37,7 @@ export type { ProcessExitOptions } from './core/processExit.js';
 
 export { InMemoryLogger } from './backends/InMemoryLogger.js';
 export { ConsoleLogger } from './backends/ConsoleLogger.js';
-export type { ConsoleLoggerOptions } from './backends/ConsoleLogger.js';
+export type { ConsoleBackendOptions, ConsoleLoggerOptions, ConsoleMode } from './backends/ConsoleLogger.js';
 export { JsonlLogger } from './backends/jsonl/JsonlLogger.js';
 export type { JsonlLoggerOptions } from './backends/jsonl/JsonlLogger.js';
 export { readRun, listRuns, findRun } from './backends/jsonl/store.js';

@@ -5,7 +5,9 @@ export type RuntelEnvVar =
   | 'RUNTEL_EXPERIMENT'
   | 'RUNTEL_BACKENDS'
   | 'RUNTEL_FLUSH_TIMEOUT_MILLIS'
-  | 'RUNTEL_EXIT_HANDLERS';
+  | 'RUNTEL_EXIT_HANDLERS'
+  | 'RUNTEL_CONSOLE'
+  | 'RUNTEL_CONSOLE_INTERVAL_MILLIS';
 
 export function getStringFromEnv(name: string): string | undefined {
   const raw = process.env[name];
