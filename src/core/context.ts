@@ -1,9 +1,9 @@
-// The current run of an async context (AsyncLocalStorage): set by `startRun` for the code that
+// The active run of an async context (AsyncLocalStorage): set by `startRun` for the code that
 // follows it, and by `withRun` for its callback.
 //
-// The rule: a run is current from `startRun()` on for the code that follows in the same async
+// The rule: a run is active from `startRun()` on for the code that follows in the same async
 // context (the rest of the function and whatever it awaits or calls), until it finishes;
-// `withRun(logger, options, fn)` makes it current inside `fn` only. "Current" is what `activeRun()`
+// `withRun(logger, options, fn)` makes it active inside `fn` only. "Active" is what `activeRun()`
 // returns, the parent `startRun({ nested: true })` takes, and, through the backend's context (the
 // OTel run span), the parent of spans created meanwhile (auto-instrumented HTTP calls, say).
 
@@ -11,7 +11,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Logger, Run, RunOptions } from './types.js';
 import { enterBackendContext } from '../otel/enterContext.js';
 
-/** One run made current, over the one that was current before it. */
+/** One run made active, over the one that was active before it. */
 interface Activation {
   readonly run: Run;
   readonly outer: Activation | undefined;
@@ -28,7 +28,7 @@ interface Entered {
 const entered = new WeakMap<Run, Entered>();
 
 /**
- * The current run: the one made current most recently in this async context (by `startRun` or an
+ * The active run: the one made active most recently in this async context (by `startRun` or an
  * enclosing `withRun`) that has not finished; undefined when there is none.
  */
 export function activeRun(): Run | undefined {
@@ -47,14 +47,14 @@ function hasBinder(logger: Logger): logger is Logger & ContextBinder {
   return typeof (logger as Partial<ContextBinder>).runInContext === 'function';
 }
 
-/** Runs `fn` with `run` as the current run (and the logger's backend context, when it has one). */
+/** Runs `fn` with `run` as the active run (and the logger's backend context, when it has one). */
 export function runWithActive<T>(logger: Logger, run: Run, fn: () => T): T {
   const activation: Activation = { run, outer: storage.getStore() };
   return storage.run(activation, () => (hasBinder(logger) ? logger.runInContext(run, fn) : fn()));
 }
 
 /**
- * Makes `run` current for the rest of the calling async context (`AsyncLocalStorage.enterWith`),
+ * Makes `run` active for the rest of the calling async context (`AsyncLocalStorage.enterWith`),
  * with the logger's backend context (the OTel run span) entered the same way.
  */
 export function enterRun(logger: Logger, run: Run): void {
@@ -65,9 +65,9 @@ export function enterRun(logger: Logger, run: Run): void {
 }
 
 /**
- * Called when `run` finishes: where it is still the current run (the usual case: `finish()` or the
- * end of an `await using` block in the code that started it), the run that was current before it
- * becomes current again. Elsewhere nothing changes; a finished run is skipped by `activeRun()`.
+ * Called when `run` finishes: where it is still the active run (the usual case: `finish()` or the
+ * end of an `await using` block in the code that started it), the run that was active before it
+ * becomes active again. Elsewhere nothing changes; a finished run is skipped by `activeRun()`.
  */
 export function leaveRun(run: Run): void {
   const state = entered.get(run);
@@ -78,7 +78,7 @@ export function leaveRun(run: Run): void {
 }
 
 /**
- * Starts a run, makes it current inside `fn` (only), and finishes it: `'success'` when `fn` returns
+ * Starts a run, makes it active inside `fn` (only), and finishes it: `'success'` when `fn` returns
  * or resolves, `'failed'` with the error recorded when it throws or rejects (the error is then
  * rethrown). Works with sync and async functions; the result is always a promise.
  */
