@@ -4,9 +4,9 @@
 // modules) — the same module instance `import` gets — and on a Node.js that cannot (simulated with
 // --no-experimental-require-module) fails with "ESM only: use import() / "type": "module"".
 
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bin, consumerProject } from './consumer.js';
 
@@ -58,6 +58,9 @@ describe('CommonJS consumers of the packed package', () => {
   let project: string;
   beforeAll(async () => {
     project = await consumerProject({ type: 'commonjs', deps: ['typescript', '@types/node'] });
+  });
+  afterAll(() => {
+    if (project !== undefined) rmSync(project, { recursive: true, force: true });
   });
 
   it("require('runtel') in a plain CommonJS script loads the same module import() does", () => {
