@@ -37,7 +37,7 @@ export type { ProcessExitOptions } from './core/processExit.js';
 
 export { InMemoryLogger } from './backends/InMemoryLogger.js';
 export { ConsoleLogger } from './backends/ConsoleLogger.js';
-export type { ConsoleLoggerOptions } from './backends/ConsoleLogger.js';
+export type { ConsoleBackendOptions, ConsoleLoggerOptions, ConsoleMode } from './backends/ConsoleLogger.js';
 export { JsonlLogger } from './backends/jsonl/JsonlLogger.js';
 export type { JsonlLoggerOptions } from './backends/jsonl/JsonlLogger.js';
 export { readRun, listRuns, findRun } from './backends/jsonl/store.js';
@@ -45,7 +45,7 @@ export type { StoredRun } from './backends/jsonl/store.js';
 export { CompositeLogger } from './backends/CompositeLogger.js';
 export { createLoggerFromEnv, backendsFromEnv } from './backends/createLoggerFromEnv.js';
 export { callbacksFor, tfjsCallbacks } from './callbacks/callbacks.js';
-export type { MetricLogs, RunCallbacks, TfjsCustomCallback } from './callbacks/callbacks.js';
+export type { MetricLogs, RunCallbacks, TfjsCallbacksOptions, TfjsCustomCallback, TfjsModule } from './callbacks/callbacks.js';
 export { OtelLogger } from './otel/OtelLogger.js';
 export type { OtelLoggerOptions } from './otel/OtelLogger.js';
 export { OtelBackend } from './otel/OtelBackend.js';

@@ -2,7 +2,8 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import type { Command } from 'commander';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { JsonlLogger } from '../src/backends/jsonl/JsonlLogger.js';
@@ -10,11 +11,36 @@ import { JsonlLogger } from '../src/backends/jsonl/JsonlLogger.js';
 const MAIN = resolve('dist/cli/main.js');
 
 function runtel(...args: string[]): { code: number | null; stdout: string; stderr: string } {
+  return runtelWith({}, ...args);
+}
+
+function runtelWith(extra: { env?: NodeJS.ProcessEnv; cwd?: string }, ...args: string[]): { code: number | null; stdout: string; stderr: string } {
   const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', COLUMNS: '120' };
   delete env.RUNTEL_BACKENDS;
   delete env.RUNTEL_DIR;
-  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env, timeout: 60_000 });
+  delete env.MLFLOW_TRACKING_URI;
+  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...env, ...extra.env }, cwd: extra.cwd, timeout: 60_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * Lines of a help text that break before a word that would have fitted on them (a break in the middle
+ * of a sentence), or run past the width. Continuations: an indented line deeper than an item (more than
+ * 2 spaces) continues the line above; an unindented line continues an unindented line that is not a title.
+ */
+function badBreaks(text: string, width: number): string[] {
+  const lines = text.split('\n');
+  const bad: string[] = [];
+  lines.forEach((line, i) => {
+    if (line.length > width && line.trim().includes(' ')) bad.push(`too long (${line.length} > ${width}): ${line}`);
+    const next = lines[i + 1];
+    if (next === undefined || line.trim() === '' || next.trim() === '') return;
+    const indent = (l: string): number => l.length - l.trimStart().length;
+    const continues = indent(next) > 2 || (indent(next) === 0 && indent(line) === 0 && !line.endsWith(':'));
+    const word = next.trimStart().split(' ')[0]!;
+    if (continues && line.length + 1 + word.length <= width) bad.push(`early break before "${word}": ${line}`);
+  });
+  return bad;
 }
 
 describe('runtel CLI', () => {
@@ -115,6 +141,71 @@ describe('runtel CLI', () => {
     expect(show.code).toBe(1);
     expect(show.stderr).toContain(`runtel: no run with id or name "no-such-run" in ${dir}`);
     expect(show.stdout).toBe('');
+  });
+
+  it('ls has an experiment column', () => {
+    const ls = runtel('ls', '--dir', dir);
+    expect(ls.stdout).toMatch(/│ name +│ id +│ experiment +│ status +│/);
+    expect(ls.stdout).toMatch(/│ iris-softmax +│ [0-9a-f]{8} │ iris-softmax +│ success/);
+    expect(ls.stdout).toMatch(/│ ├─ iris-softmax-trial-0 +│ [0-9a-f]{8} │ iris-softmax +│ success/);
+  });
+
+  it('show with an id prefix shorter than 4 characters says so', () => {
+    const id = /│ iris-softmax +│ ([0-9a-f]{8})/.exec(runtel('ls', '--dir', dir).stdout)![1]!;
+    const show = runtel('show', id.slice(0, 3), '--dir', dir);
+    expect(show.code).toBe(1);
+    expect(show.stderr).toContain(`runtel: no run named "${id.slice(0, 3)}" in ${dir}, and an id prefix needs at least 4 characters ("${id.slice(0, 3)}" has 3)`);
+    expect(runtel('show', id.slice(0, 4), '--dir', dir).stdout.split('\n')[0]).toBe('iris-softmax  success');
+  });
+
+  it('ls and show on a store folder that does not exist are errors; the default folder not existing yet is "No runs"', () => {
+    const missing = join(dir, 'no-such-store');
+    for (const command of [['ls'], ['show', 'x']]) {
+      const byOption = runtel(...command, '--dir', missing);
+      expect(byOption.code, command.join(' ')).toBe(1);
+      expect(byOption.stderr).toBe(`runtel: no run store at ${missing} (--dir): the folder does not exist\n`);
+      const byEnv = runtelWith({ env: { RUNTEL_DIR: missing } }, ...command);
+      expect(byEnv.code).toBe(1);
+      expect(byEnv.stderr).toBe(`runtel: no run store at ${missing} (RUNTEL_DIR): the folder does not exist\n`);
+    }
+    const fresh = mkdtempSync(join(tmpdir(), 'runtel-cli-empty-'));
+    try {
+      const ls = runtelWith({ cwd: fresh }, 'ls');
+      expect(ls.code).toBe(0);
+      expect(ls.stdout).toContain(`No runs in ${join(realpathSync(fresh), 'runtel-runs')}. Try 'runtel demo' to make some.`);
+    } finally {
+      rmSync(fresh, { recursive: true, force: true });
+    }
+  });
+
+  it('sync --to mlflow without a server names --tracking-uri and MLFLOW_TRACKING_URI', () => {
+    const sync = runtel('sync', '--to', 'mlflow', '--dir', dir, '--no-progress');
+    expect(sync.code).toBe(1);
+    expect(sync.stderr).toBe('runtel: sync --to mlflow needs the MLflow server: pass --tracking-uri <uri> or set MLFLOW_TRACKING_URI\n');
+  });
+
+  it('help texts wrap at word boundaries to the width, never in the middle of a sentence', async () => {
+    // As a child process (standard output not a terminal: 80 columns), every command.
+    const commands = [[], ['demo'], ['ls'], ['show'], ['sync'], ['bridge'], ['bridge', 'serve']];
+    for (const command of commands) {
+      const help = runtel(...command, '--help');
+      expect(help.code).toBe(0);
+      expect(badBreaks(help.stdout, 80), `runtel ${command.join(' ')} --help`).toEqual([]);
+    }
+    // In process, at other terminal widths (below about 75 columns commander stops wrapping the command list).
+    const { createProgram } = await import('../src/cli/program.js');
+    for (const width of [80, 100, 132]) {
+      for (const command of commands) {
+        let out = '';
+        const program = createProgram();
+        let target: Command = program;
+        for (const name of command) target = target.commands.find((c) => c.name() === name)!;
+        for (let c: Command | null = target; c !== null; c = c.parent) c.configureOutput({ getOutHelpWidth: () => width, writeOut: (s) => (out += s) });
+        target.outputHelp();
+        expect(badBreaks(out, width), `runtel ${command.join(' ')} --help at ${width} columns`).toEqual([]);
+        expect(out).toContain('Usage: runtel');
+      }
+    }
   });
 
   it('has help for every command', () => {

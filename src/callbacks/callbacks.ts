@@ -1,5 +1,6 @@
 // Lifecycle callbacks (Keras / Hugging Face style) mapped onto a run.
 
+import { createRequire } from 'node:module';
 import type { FinalRunStatus, Run } from '../core/types.js';
 
 type Awaitable = void | Promise<void>;
@@ -81,27 +82,87 @@ export interface TfjsCustomCallback {
   onBatchEnd?: (batch: number, logs?: Record<string, unknown>) => Promise<void>;
 }
 
+/** What `tfjsCallbacks` needs of the TensorFlow.js module: its `CustomCallback` class. */
+export interface TfjsModule {
+  CustomCallback: new (args: TfjsCustomCallback) => object;
+}
+
+export interface TfjsCallbacksOptions {
+  /**
+   * The tfjs module the model comes from (`import * as tf from '@tensorflow/tfjs'`, or tfjs-node).
+   * Default: the one loaded in this process (found in the module cache); pass it when several copies are loaded.
+   */
+  tf?: TfjsModule;
+}
+
+/** Where the tfjs callbacks of a run stand, so that a later `fit` continues the run's steps. */
+interface TfjsProgress {
+  nextEpochStep: number;
+  batches: number;
+}
+
+const tfjsProgress = new WeakMap<Run, TfjsProgress>();
+
 /**
  * Callbacks for TensorFlow.js `model.fit`: epoch logs (`loss`, `acc`, `val_loss`, …) at step = epoch;
  * batch logs as `batch/<key>` at a running batch counter. tfjs's own `batch` and `size` entries are
  * bookkeeping, not metrics, and are left out.
+ *
+ * When tfjs is loaded (it is not a dependency of runtel) the result is a `tf.CustomCallback`, so it
+ * goes in one `callbacks` array with tfjs's own (`tf.callbacks.earlyStopping()`), in any order.
+ * Several `fit` calls on one run continue its steps: the epochs of a second `fit` (numbered from 0
+ * again by tfjs, unless it has `initialEpoch`) follow the first one's, and so do the batches.
  */
-export function tfjsCallbacks(run: Run): TfjsCustomCallback {
-  let batches = 0;
-  return {
+export function tfjsCallbacks(run: Run, options: TfjsCallbacksOptions = {}): TfjsCustomCallback {
+  let progress = tfjsProgress.get(run);
+  if (progress === undefined) tfjsProgress.set(run, (progress = { nextEpochStep: 0, batches: 0 }));
+  const state = progress;
+  // Epoch numbers of this fit → steps: shifted so that they follow the epochs logged before.
+  let offset: number | undefined;
+  const epochStep = (epoch: number): number => epoch + (offset ??= Math.max(0, state.nextEpochStep - epoch));
+  const hooks: TfjsCustomCallback = {
+    onEpochBegin: (epoch) => {
+      epochStep(epoch);
+      return Promise.resolve();
+    },
     onEpochEnd: (epoch, logs) => {
+      const step = epochStep(epoch);
+      state.nextEpochStep = Math.max(state.nextEpochStep, step + 1);
       const values = numericLogs(logs);
-      if (Object.keys(values).length > 0) run.logMetrics(values, { step: epoch });
+      if (Object.keys(values).length > 0) run.logMetrics(values, { step });
       return Promise.resolve();
     },
     onBatchEnd: (_batch, logs) => {
       const values: MetricLogs = {};
       for (const [key, value] of Object.entries(numericLogs(logs))) values[`batch/${key}`] = value;
-      if (Object.keys(values).length > 0) run.logMetrics(values, { step: batches });
-      batches++;
+      if (Object.keys(values).length > 0) run.logMetrics(values, { step: state.batches });
+      state.batches++;
       return Promise.resolve();
     },
   };
+  const CustomCallback = (options.tf ?? loadedTfjs())?.CustomCallback;
+  return CustomCallback === undefined ? hooks : new CustomCallback(hooks);
+}
+
+const TFJS_LAYERS = /[\\/]@tensorflow[\\/]tfjs-layers[\\/]/;
+
+/** The tfjs-layers module loaded in this process (the one every tfjs flavour re-exports), if any. */
+function loadedTfjs(): TfjsModule | undefined {
+  const found = new Map<TfjsModule['CustomCallback'], string>();
+  const cache = createRequire(import.meta.url).cache;
+  for (const [path, module] of Object.entries(cache)) {
+    if (!TFJS_LAYERS.test(path)) continue;
+    const exported = (module?.exports as Partial<TfjsModule> | undefined)?.CustomCallback;
+    if (typeof exported === 'function' && !found.has(exported)) found.set(exported, path);
+  }
+  if (found.size > 1) {
+    throw new Error(
+      `tfjsCallbacks: ${found.size} copies of @tensorflow/tfjs-layers are loaded (${[...found.values()].join(', ')}); ` +
+        "pass the model's module: tfjsCallbacks(run, { tf })",
+    );
+  }
+  const [CustomCallback] = found.keys();
+  return CustomCallback === undefined ? undefined : { CustomCallback };
 }
 
 function numericLogs(logs: Record<string, unknown> | undefined): MetricLogs {

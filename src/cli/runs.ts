@@ -101,9 +101,9 @@ export function durationText(record: RunRecord, now = Date.now()): string {
  * shows only as many of its key metrics as fit (at least one).
  */
 export function runsTable(rows: readonly TreeRow[], byId: ReadonlyMap<string, RunRecord>, color: boolean, maxWidth?: number): string {
-  const head = ['name', 'id', 'status', 'duration', 'started', 'metrics (latest)'];
+  const head = ['name', 'id', 'experiment', 'status', 'duration', 'started', 'metrics (latest)'];
   const cells = rows.map(({ record, prefix }) => ({
-    fixed: [prefix + record.name, record.id.slice(0, 8), record.status, durationText(record), formatTime(record.startTime, false)],
+    fixed: [prefix + record.name, record.id.slice(0, 8), record.experiment, record.status, durationText(record), formatTime(record.startTime, false)],
     metrics: keyMetrics(record, record.parentId === undefined ? undefined : byId.get(record.parentId)).map(([key, value]) => `${key}=${formatNumber(value)}`),
     prefix,
     record,
@@ -111,7 +111,7 @@ export function runsTable(rows: readonly TreeRow[], byId: ReadonlyMap<string, Ru
   let budget = Infinity;
   if (maxWidth !== undefined) {
     // Each column takes its widest cell plus 2 of padding and 1 of border; one more border closes the row.
-    const used = head.slice(0, 5).reduce((sum, h, i) => sum + Math.max(h.length, ...cells.map((c) => c.fixed[i]!.length)) + 3, 0);
+    const used = head.slice(0, 6).reduce((sum, h, i) => sum + Math.max(h.length, ...cells.map((c) => c.fixed[i]!.length)) + 3, 0);
     budget = Math.max(12, maxWidth - used - 4);
   }
   const table = new Table({
@@ -123,9 +123,10 @@ export function runsTable(rows: readonly TreeRow[], byId: ReadonlyMap<string, Ru
     table.push([
       paint(prefix, 'gray', color) + record.name,
       fixed[1]!,
+      fixed[2]!,
       statusText(record.status, color),
-      fixed[3]!,
       fixed[4]!,
+      fixed[5]!,
       fitMetrics(metrics, budget),
     ]);
   }

@@ -9,7 +9,7 @@ import { RunHandle, checkTags } from './RunHandle.js';
 import type { RunOwner } from './RunHandle.js';
 import { FailureReporter } from './errors.js';
 import type { BackendErrorHandler } from './errors.js';
-import { activeRun } from './context.js';
+import { activeRun, enterRun, leaveRun } from './context.js';
 import { defaultExperiment, flushTimeoutFromEnv } from './env.js';
 import { trackRun, untrackLogger, untrackRun } from './processExit.js';
 import { validateName } from './validation.js';
@@ -41,6 +41,7 @@ export class BackendLogger implements Logger {
     this._owner = {
       emit: (event) => this._emit(event),
       onRunFinished: async (run) => {
+        leaveRun(run);
         this._runs.delete(run);
         untrackRun(run);
         // Staged model copies go once every backend has them; after a timeout they stay for the retries.
@@ -53,11 +54,12 @@ export class BackendLogger implements Logger {
 
   startRun(options: RunOptions = {}): Run {
     if (this._shutdown !== undefined) throw new Error('startRun after shutdown: this logger is shut down');
-    const experiment = validateName(options.experiment ?? defaultExperiment(), 'experiment');
     const parent = options.parent ?? (options.nested === true ? activeRun() : undefined);
     if (options.nested === true && parent === undefined) {
-      throw new Error('startRun({ nested: true }) needs an active run (inside withRun) or an explicit parent');
+      throw new Error('startRun({ nested: true }) needs an active run (one started earlier in this async context and not finished yet, or the run of an enclosing withRun) or an explicit parent');
     }
+    // A nested run lands in its parent's experiment unless it names its own.
+    const experiment = validateName(options.experiment ?? parent?.experiment ?? defaultExperiment(), 'experiment');
     const tags = options.tags === undefined ? {} : checkTags(options.tags);
     const name = options.name === undefined ? undefined : validateName(options.name, 'run name');
 
@@ -98,6 +100,7 @@ export class BackendLogger implements Logger {
     this._runs.add(run);
     trackRun(run, this);
     this._emit(event);
+    if (options.activate !== false) enterRun(this, run);
     return run;
   }
 

@@ -170,6 +170,11 @@ export class RunHandle implements Run {
     for (const dir of this._staged.splice(0)) rmSync(dir, { recursive: true, force: true });
   }
 
+  /**
+   * The end of an `await using` scope: finishes the run 'success' unless it is finished already.
+   * Disposal does not see an exception thrown in the scope; a block that fails must call
+   * `finish('failed', error)` itself (or run inside `withRun`).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     await this.finish('success');
   }

@@ -13,16 +13,23 @@ export type ConfigValue = unknown;
 export interface RunOptions {
   /** Display name. Default: `run-<first 8 hex of the id>`. */
   name?: string;
-  /** Experiment name. Default: env `RUNTEL_EXPERIMENT`, else `"default"`. */
+  /** Experiment name. Default: the parent run's experiment for a nested run, else env `RUNTEL_EXPERIMENT`, else `"default"`. */
   experiment?: string;
   /** Hyperparameters, logged as params (flattened with `.`). */
   config?: Record<string, ConfigValue>;
   /** Initial tags. */
   tags?: Record<string, string>;
-  /** When true, the parent is the active run of the current async context (see `withRun`). */
+  /** When true, the parent is the current run (see `activate`, `withRun` and `activeRun()`). */
   nested?: boolean;
   /** Explicit parent run; takes precedence over `nested`. */
   parent?: Run;
+  /**
+   * Make the run current for the code that follows in this async context (the rest of the function
+   * and whatever it awaits or calls) until it finishes, as `mlflow.start_run()` does: `activeRun()`,
+   * `nested: true` and OpenTelemetry spans created meanwhile (auto-instrumented HTTP calls) see it.
+   * Default true; `withRun` and `Experiment` pass false and make the run current inside their callback only.
+   */
+  activate?: boolean;
   /** Resume an earlier run of this logger's backend: it goes back to `running` and continues its step counter. */
   runId?: string;
 }

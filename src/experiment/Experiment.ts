@@ -174,6 +174,7 @@ export class Experiment {
     const parent = logger.startRun({
       name: this.name,
       experiment: this.name,
+      activate: false,
       config: { ...this._config, search: describeSearch(search, concurrency) },
       tags: { ...this._tags, objective: this.objective, goal: this.goal },
     });
@@ -253,6 +254,7 @@ export class Experiment {
       parent,
       name,
       experiment: this.name,
+      activate: false,
       config: params as Record<string, ConfigValue>,
       tags: { trial_index: String(index) },
     });

@@ -7,7 +7,8 @@ import { InMemoryLogger } from '../../src/index.js';
 
 function fresh() {
   const logger = new InMemoryLogger();
-  const run = logger.startRun({ name: 'bad-input' });
+  // Not made the active run: these runs stay open, and the last test needs no active run.
+  const run = logger.startRun({ name: 'bad-input', activate: false });
   return { logger, run, eventsBefore: logger.events.length };
 }
 
@@ -45,12 +46,13 @@ describe('metric values', () => {
 });
 
 describe('keys', () => {
-  const rule = "keys are 1-250 characters of letters, digits, '_', '-', '.', ' ', '/' and ':'";
+  const rule = "keys are 1-250 characters of letters and digits (any script, as MLflow), '_', '-', '.', ' ', '/' and ':'";
   it.each([
     ['empty', ''],
     ['251 characters', 'k'.repeat(251)],
     ['a forbidden character', 'loss@train'],
-    ['a non-ASCII letter', 'pérte'],
+    ['a combining accent (MLflow refuses marks: use the composed letter)', 'pe\u0301rte'],
+    ['an emoji', 'loss🔥'],
   ])('%s → TypeError naming the key and the rule', (_label, key) => {
     const { run } = fresh();
     expect(() => run.logMetrics({ [key]: 1 })).toThrow(`invalid metric key ${JSON.stringify(key)}: ${rule}`);
@@ -67,6 +69,19 @@ describe('keys', () => {
     const { logger, run } = fresh();
     run.logMetrics({ ['k'.repeat(250)]: 1, 'train/loss: a-b_c.d e': 2 });
     expect(Object.keys(logger.getRun(run.id)!.metrics)).toHaveLength(2);
+  });
+
+  it('accepts letters and digits of any script, as MLflow does (250 characters, not UTF-16 units)', () => {
+    const { logger, run } = fresh();
+    const keys = ['précision', 'val/精度', 'Ключ:1', 'λ_²', '𝔘'.repeat(250)];
+    for (const key of keys) run.logMetrics({ [key]: 1 });
+    run.logParams({ taux_élevé: 0.1 });
+    run.setTags({ équipe: 'ml' });
+    const record = logger.getRun(run.id)!;
+    expect(Object.keys(record.metrics)).toEqual(keys);
+    expect(record.params).toEqual({ taux_élevé: '0.1' });
+    expect(record.tags).toEqual({ équipe: 'ml' });
+    expect(() => run.logMetrics({ ['𝔘'.repeat(251)]: 1 })).toThrow(rule);
   });
 });
 
@@ -119,6 +134,35 @@ describe('steps and timestamps', () => {
   it.each([[-1], [NaN], [Infinity], [new Date('1969-12-31T23:59:59Z')], [new Date('invalid')]])('timestamp %s → RangeError', (timestamp) => {
     const { run } = fresh();
     expect(() => run.logMetrics({ a: 1 }, { timestamp })).toThrow('timestamp must be finite milliseconds since 1970-01-01');
+  });
+
+  it.each([[Date.now() / 1000], [Math.floor(Date.now() / 1000)], [1e8], [1e11 - 1], [new Date(Date.now() / 1000)]])(
+    'timestamp %s (seconds, not milliseconds) → RangeError with the hint; nothing stored',
+    (timestamp) => {
+      const { logger, run, eventsBefore } = fresh();
+      expect(() => run.logMetrics({ a: 1 }, { timestamp })).toThrow(RangeError);
+      expect(() => run.logMetrics({ a: 1 }, { timestamp })).toThrow(/looks like seconds since 1970 \(as milliseconds it is 197\d-.*\): pass milliseconds, e\.g\. Date\.now\(\) rather than Date\.now\(\) \/ 1000/);
+      expect(logger.events.length).toBe(eventsBefore);
+    },
+  );
+
+  it('milliseconds are fine either side of the seconds range (small synthetic ones, and real dates)', () => {
+    const { logger, run } = fresh();
+    for (const timestamp of [0, 1000, 1e8 - 1, 1e11, Date.now(), new Date()]) run.logMetrics({ a: 1 }, { timestamp });
+    expect(logger.getRun(run.id)!.metrics.a).toHaveLength(6);
+  });
+});
+
+describe('empty metrics', () => {
+  it('logMetrics({}) is a no-op: nothing stored, the step does not advance; its options are still checked', () => {
+    const { logger, run, eventsBefore } = fresh();
+    run.logMetrics({});
+    run.logMetrics({}, { step: 7 });
+    expect(logger.events.length).toBe(eventsBefore);
+    run.logMetrics({ a: 1 });
+    expect(logger.getRun(run.id)!.metrics.a![0]!.step).toBe(0);
+    expect(() => run.logMetrics({}, { step: -1 })).toThrow(RangeError);
+    expect(() => run.logMetrics({}, { timestamp: Date.now() / 1000 })).toThrow(/looks like seconds/);
   });
 });
 

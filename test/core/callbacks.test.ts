@@ -78,4 +78,71 @@ describe('tfjsCallbacks with a real TensorFlow.js model.fit', () => {
     xs.dispose();
     ys.dispose();
   });
+
+  // Issue 14, item 12: next to tfjs's own callbacks (tfjs mishandles a plain object among them), and
+  // over several fit() calls on one run.
+  function xorData(): { xs: tf.Tensor2D; ys: tf.Tensor2D } {
+    return {
+      xs: tf.tensor2d([[0, 0], [0, 1], [1, 0], [1, 1], [0.1, 0.9], [0.9, 0.1], [0.2, 0.2], [0.8, 0.8]]),
+      ys: tf.tensor2d([[0], [1], [1], [0], [1], [1], [0], [0]]),
+    };
+  }
+  function xorModel(): tf.Sequential {
+    const model = tf.sequential();
+    model.add(tf.layers.dense({ units: 4, inputShape: [2], activation: 'relu' }));
+    model.add(tf.layers.dense({ units: 1, activation: 'sigmoid' }));
+    model.compile({ optimizer: tf.train.sgd(0.01), loss: 'binaryCrossentropy' });
+    return model;
+  }
+
+  it('works next to tf.callbacks.earlyStopping (in either order): logs exactly the epochs trained', async () => {
+    await tf.setBackend('cpu');
+    const { xs, ys } = xorData();
+    for (const order of ['runtel first', 'tfjs first'] as const) {
+      const logger = new InMemoryLogger();
+      const model = xorModel();
+      // A min delta no epoch of slow SGD reaches: stops after 1 + patience epochs.
+      const stop = tf.callbacks.earlyStopping({ monitor: 'loss', patience: 2, minDelta: 10 });
+      let history: tf.History | undefined;
+      await withRun(logger, { name: order }, async (run) => {
+        const mine = tfjsCallbacks(run);
+        history = await model.fit(xs, ys, { epochs: 50, batchSize: 4, verbose: 0, callbacks: order === 'runtel first' ? [mine, stop] : [stop, mine] });
+      });
+      const trained = history!.epoch.length;
+      expect(trained).toBe(3);
+      const rec = logger.getRun(order)!;
+      expect(rec.metrics.loss!.map((s) => s.step)).toEqual([0, 1, 2]);
+      expect(rec.metrics.loss!.map((s) => s.value)).toEqual(history!.history.loss);
+      expect(rec.metrics['batch/loss']).toHaveLength(trained * 2);
+    }
+    xs.dispose();
+    ys.dispose();
+  });
+
+  it('a second fit with a fresh tfjsCallbacks(run) continues the run’s epoch and batch steps', async () => {
+    await tf.setBackend('cpu');
+    const { xs, ys } = xorData();
+    const logger = new InMemoryLogger();
+    const model = xorModel();
+    await withRun(logger, { name: 'two-fits' }, async (run) => {
+      await model.fit(xs, ys, { epochs: 2, batchSize: 4, verbose: 0, callbacks: [tfjsCallbacks(run)] });
+      await model.fit(xs, ys, { epochs: 3, batchSize: 4, verbose: 0, callbacks: tfjsCallbacks(run) });
+      // tfjs's own numbering (initialEpoch) continues too: steps follow it, nothing is logged twice.
+      await model.fit(xs, ys, { epochs: 7, initialEpoch: 5, batchSize: 4, verbose: 0, callbacks: [tfjsCallbacks(run)] });
+    });
+    const rec = logger.getRun('two-fits')!;
+    expect(rec.metrics.loss!.map((s) => s.step)).toEqual([0, 1, 2, 3, 4, 5, 6]);
+    expect(rec.metrics['batch/loss']!.map((s) => s.step)).toEqual(Array.from({ length: 14 }, (_, i) => i));
+    xs.dispose();
+    ys.dispose();
+  });
+
+  it('is a tf.CustomCallback when tfjs is loaded (found in the process, or passed as { tf })', () => {
+    const logger = new InMemoryLogger();
+    const run = logger.startRun({ name: 'instance', activate: false });
+    expect(tfjsCallbacks(run)).toBeInstanceOf(tf.CustomCallback);
+    expect(tfjsCallbacks(run, { tf })).toBeInstanceOf(tf.CustomCallback);
+    const fake = { CustomCallback: class Marker { constructor(readonly args: unknown) {} } };
+    expect(tfjsCallbacks(run, { tf: fake })).toBeInstanceOf(fake.CustomCallback);
+  });
 });

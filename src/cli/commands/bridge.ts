@@ -1,7 +1,7 @@
 // `runtel bridge serve`: the OTLP/HTTP → MLflow / W&B bridge (src/bridge), until SIGINT or SIGTERM.
 
 import { Command, Option } from 'commander';
-import { CliError, integerArg } from '../shared.js';
+import { CliError, helpText, integerArg } from '../shared.js';
 
 interface ServeOptions {
   host?: string;
@@ -23,11 +23,17 @@ export function bridgeCommand(): Command {
     .option('--flush-timeout <ms>', 'on SIGINT/SIGTERM, how long to keep delivering what was accepted', integerArg(0), 30_000)
     .addHelpText(
       'after',
-      '\nEnvironment:\n' +
-        '  MLFLOW_TRACKING_URI (+ MLFLOW_TRACKING_USERNAME/PASSWORD/TOKEN, MLFLOW_EXPERIMENT_NAME)   MLflow target\n' +
-        '  WANDB_API_KEY (+ WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT)                           W&B target\n' +
-        '  RUNTEL_BRIDGE_TOKEN   clients must send Authorization: Bearer <token> (required off loopback)\n' +
-        '\nHealth: GET /healthz (alive), GET /readyz (ready for data). See docs/bridge.md.',
+      helpText(
+        {
+          title: 'Environment:',
+          items: [
+            ['MLFLOW_TRACKING_URI', 'the MLflow target (with MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, MLFLOW_EXPERIMENT_NAME)'],
+            ['WANDB_API_KEY', 'the W&B target (with WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT)'],
+            ['RUNTEL_BRIDGE_TOKEN', 'clients must send Authorization: Bearer <token> (required off loopback)'],
+          ],
+        },
+        'Health: GET /healthz (alive), GET /readyz (ready for data). See docs/bridge.md.',
+      ),
     )
     .action(async (options: ServeOptions) => {
       const { createBridge } = await import('../../bridge/RuntelBridge.js');

@@ -1,7 +1,7 @@
 // `runtel demo`: trains the Iris softmax-regression grid search (src/demo) and logs it.
 
 import { Command } from 'commander';
-import { dirOption, integerArg } from '../shared.js';
+import { dirOption, helpText, integerArg } from '../shared.js';
 
 interface DemoCommandOptions {
   epochs: number;
@@ -25,9 +25,12 @@ export function demoCommand(): Command {
     .option('--epoch-delay <ms>', 'pause after each epoch so the progress bars can be watched (default: 10 on a terminal, else 0)', integerArg(0))
     .addHelpText(
       'after',
-      '\nThe backends are chosen as for createLoggerFromEnv(): RUNTEL_BACKENDS (default: jsonl,console).\n' +
-        'Progress bars go to standard error when it is a terminal; the results table goes to standard output.\n' +
+      helpText(
+        'The backends are chosen as for createLoggerFromEnv(): RUNTEL_BACKENDS (default: jsonl,console); ' +
+          'RUNTEL_CONSOLE=verbose prints every metric point.',
+        'Progress bars go to standard error when it is a terminal; the results table goes to standard output.',
         'Afterwards: runtel ls, runtel show iris-softmax.',
+      ),
     )
     .action(async (options: DemoCommandOptions) => {
       // Loaded here so that the other commands do not pay for the backends (OpenTelemetry and all).

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { listRuns } from '../../backends/jsonl/store.js';
 import { rootsOf, runsTable, treeRows } from '../runs.js';
-import { dirOption, integerArg, storeDir, terminalWidth, useColor } from '../shared.js';
+import { dirOption, existingStoreDir, helpText, integerArg, terminalWidth, useColor } from '../shared.js';
 
 interface LsOptions {
   dir?: string;
@@ -20,8 +20,11 @@ export function lsCommand(): Command {
     .option('-n, --limit <n>', 'show the newest <n> top-level runs, each with its child runs', integerArg(1), 20)
     .addHelpText(
       'after',
-      '\nColumns: name, id (first 8 characters), status, duration, start time (local), and up to 3 latest\n' +
-        "metrics: the search objective first, then validation metrics. 'runtel show <name-or-id>' gives the details.",
+      helpText(
+        'Columns: name, id (first 8 characters), experiment, status, duration, start time (local), and up to 3 latest ' +
+          'metrics: the search objective first, then validation metrics.',
+        "'runtel show <name-or-id>' gives the details of one run.",
+      ),
     )
     .action((options: LsOptions) => {
       process.stdout.write(renderLs(options));
@@ -29,7 +32,7 @@ export function lsCommand(): Command {
 }
 
 export function renderLs(options: LsOptions): string {
-  const dir = storeDir(options.dir);
+  const dir = existingStoreDir(options.dir);
   let runs = listRuns(dir).map((r) => r.record);
   if (options.experiment !== undefined) runs = runs.filter((r) => r.experiment === options.experiment);
   if (runs.length === 0) {

@@ -9,7 +9,7 @@ import { lastMetricValues } from '../../core/RunRecord.js';
 import { formatBytes, formatNumber } from '../../core/format.js';
 import { metricCurve, renderChart } from '../chart.js';
 import { durationText, runsTable, statusText, treeRows } from '../runs.js';
-import { CliError, dirOption, formatTime, paint, storeDir, terminalWidth, useColor } from '../shared.js';
+import { CliError, dirOption, existingStoreDir, formatTime, noRunMessage, paint, terminalWidth, useColor } from '../shared.js';
 
 interface ShowOptions {
   dir?: string;
@@ -29,14 +29,14 @@ export function showCommand(): Command {
 }
 
 export function renderShow(idOrName: string, options: ShowOptions): string {
-  const dir = storeDir(options.dir);
+  const dir = existingStoreDir(options.dir);
   let stored: StoredRun | undefined;
   try {
     stored = findRun(dir, idOrName);
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error));
   }
-  if (stored === undefined) throw new CliError(`no run with id or name ${JSON.stringify(idOrName)} in ${dir} (see 'runtel ls')`);
+  if (stored === undefined) throw new CliError(noRunMessage(idOrName, dir));
   const record = stored.record;
   const all = listRuns(dir).map((r) => r.record);
   const byId = new Map(all.map((r) => [r.id, r]));

@@ -10,7 +10,8 @@ import type { BackendFailure } from '../../core/errors.js';
 import { syncRuns } from '../../sync/syncRuns.js';
 import type { SyncProgress } from '../../sync/syncRuns.js';
 import type { TargetError } from '../../delivery/TargetError.js';
-import { CliError, dirOption, storeDir } from '../shared.js';
+import { getStringFromEnv } from '../../core/env.js';
+import { CliError, dirOption, helpText, storeDir } from '../shared.js';
 
 type Target = 'mlflow' | 'wandb';
 
@@ -18,24 +19,35 @@ interface SyncOptions {
   to: Target;
   dir?: string;
   progress: boolean;
+  trackingUri?: string;
 }
 
 export function syncCommand(): Command {
   return new Command('sync')
     .summary('upload runs from the local store to MLflow or W&B')
     .description(
-      'Replay runs from the local JSONL store (offline or air-gapped training) into MLflow or W&B: one run\n' +
-        '(id, id prefix or name, with its child runs), a run folder, or a whole store folder. Idempotent:\n' +
-        'run it twice and each run, param and metric point is there once. MLflow finds runs by their\n' +
-        'runtel.run_id tag; W&B skips the history lines it already has.\n' +
-        'Configured by the usual environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or\n' +
-        'MLFLOW_TRACKING_TOKEN; WANDB_API_KEY, WANDB_BASE_URL, WANDB_PROJECT, WANDB_ENTITY.',
+      'Replay runs from the local JSONL store (offline or air-gapped training) into MLflow or W&B: one run ' +
+        '(id, id prefix or name, with its child runs), a run folder, or a whole store folder. Idempotent: ' +
+        'run it twice and each run, param and metric point is there once. MLflow finds runs by their ' +
+        'runtel.run_id tag; W&B skips the history lines it already has.',
     )
     .argument('[run-or-dir]', 'a run id, id prefix or name in the store, a run folder, or a store folder (default: the whole store)')
     .addOption(new Option('--to <backend>', 'where to upload').choices(['mlflow', 'wandb']).makeOptionMandatory())
     .addOption(dirOption())
+    .option('--tracking-uri <uri>', 'the MLflow server (default: $MLFLOW_TRACKING_URI)')
     .option('--no-progress', 'no progress bar')
+    .addHelpText(
+      'after',
+      helpText(
+        'Configured by the usual environment: MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN; ' +
+          'WANDB_API_KEY, WANDB_BASE_URL, WANDB_PROJECT, WANDB_ENTITY.',
+      ),
+    )
     .action(async (target: string | undefined, options: SyncOptions) => {
+      if (options.trackingUri !== undefined) process.env.MLFLOW_TRACKING_URI = options.trackingUri;
+      if (options.to === 'mlflow' && getStringFromEnv('MLFLOW_TRACKING_URI') === undefined) {
+        throw new CliError('sync --to mlflow needs the MLflow server: pass --tracking-uri <uri> or set MLFLOW_TRACKING_URI');
+      }
       const runs = selectRuns(target, options.dir);
       if (runs.length === 0) throw new CliError('nothing to sync: no runs found');
       const bar = options.progress && process.stderr.isTTY !== false
