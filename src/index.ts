@@ -54,7 +54,7 @@ export { startOtel, createOtelLoggerFromEnv, otlpEndpointConfigured } from './ot
 export type { OtelHandle, OtlpHttpProtocol, StartOtelOptions } from './otel/startOtel.js';
 export { CountingBatchLogRecordProcessor, processDeliveryStats } from './otel/CountingBatchLogRecordProcessor.js';
 export type { CountingBatchLogRecordProcessorOptions, DeliveryStats, DeliveryStatsSource } from './otel/CountingBatchLogRecordProcessor.js';
-export { decodeMetricValue, encodeMetricValue } from './otel/conventions.js';
+export { fromMetricAttributeValue, toMetricAttributeValue } from './otel/conventions.js';
 export { DeliveryBackend } from './delivery/DeliveryBackend.js';
 export type { DeliveryOptions, TargetStats } from './delivery/DeliveryBackend.js';
 export type { Channel, DeliveryContext, DeliveryTarget, StartedRun, Work } from './delivery/DeliveryTarget.js';

@@ -10,61 +10,15 @@
 import type { RunBackend } from '../core/RunBackend.js';
 import type { RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
+import { DeliveryReports } from './DeliveryReports.js';
 import { flushTimeoutFromEnv } from '../core/env.js';
 import type { DeliveryTarget, StartedRun, Work } from './DeliveryTarget.js';
+import { newSlot, pendingSeq, settleWaiters } from './RunSlot.js';
+import type { Slot } from './RunSlot.js';
 import type { TargetError } from './TargetError.js';
+import type { DeliveryOptions, TargetStats } from './DeliveryOptions.js';
 
-export interface DeliveryOptions {
-  /** Queued data is sent at least this often. */
-  flushIntervalMillis: number;
-  /** Metric points queued before new points are dropped (and counted). Default 1,000,000. */
-  maxQueuedPoints?: number;
-  /** Requests in flight at once, across runs. Default: no bound beyond the channels'. */
-  maxConcurrentRequests?: number;
-  /** Finished runs kept for late data; the oldest are forgotten past this. Default 1000. */
-  maxDoneRuns?: number;
-  /** How long `shutdown()` keeps delivering. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
-  flushTimeoutMillis?: number;
-  /** A running run with nothing sent for this long gets a heartbeat (when the target has one). Default 30000. */
-  heartbeatIntervalMillis?: number;
-  /** Told when a request with metric points was delivered. */
-  onDelivered?: (points: number) => void;
-  /** Told before each retry (the backend also reports the first retry of an outage). */
-  onRetry?: (error: TargetError, attempt: number) => void;
-}
-
-export interface TargetStats {
-  /** Metric points the target accepted. */
-  sentPoints: number;
-  /** Points queued or in flight, not yet accepted. */
-  queuedPoints: number;
-  /** Points given up on (queue full, permanent error, dead run, shutdown deadline); the local run log still has them. */
-  undeliveredPoints: number;
-  /** Requests retried after 429, 5xx or a connection error. */
-  retries: number;
-  heartbeats: number;
-  /** Runs the backend holds state for. */
-  runs: number;
-}
-
-interface Slot<R> {
-  readonly id: string;
-  state: R;
-  /** Seq of the last event accepted. */
-  seq: number;
-  /** Seq of the run_started whose creation is pending (Infinity once created). */
-  creating: number;
-  dead: boolean;
-  done: boolean;
-  finishing: { event: RunFinishedEvent; seq: number } | undefined;
-  lastFinish: RunFinishedEvent | undefined;
-  inflight: Map<string, number>;
-  /** What is in flight, by the smallest seq each carries. */
-  works: Set<{ readonly seq: number }>;
-  waiters: Array<{ seq: number; resolve: (delivered: boolean) => void }>;
-  lastSentAt: number;
-  expedite: NodeJS.Timeout | undefined;
-}
+export type { DeliveryOptions, TargetStats } from './DeliveryOptions.js';
 
 const FINISH_CHANNEL = '\0finish';
 /** A waiter that has waited this long makes its run send what it has (W&B closes open rows). */
@@ -79,18 +33,15 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private readonly _ready = new Set<Slot<R>>();
   private readonly _done: string[] = [];
   private readonly _idle = new Set<() => void>();
-  private readonly _reported = new Set<string>();
-  private readonly _o: Required<Omit<DeliveryOptions, 'onDelivered' | 'onRetry'>>;
+  private readonly _config: Required<Omit<DeliveryOptions, 'onDelivered' | 'onRetry'>>;
   private readonly _onDelivered: ((points: number) => void) | undefined;
   private readonly _stats = { sentPoints: 0, undeliveredPoints: 0, retries: 0, heartbeats: 0 };
-  private _report: (failure: BackendFailure) => void = () => undefined;
+  private readonly _reports: DeliveryReports;
   private _queuedPoints = 0;
   private _inflight = 0;
   private _pendingCreates = 0;
   private _pendingFinishes = 0;
   private _timer: NodeJS.Timeout | undefined;
-  private _outageSince: number | undefined;
-  private _lastError: unknown;
   private _abandoned = false;
   private _shutdown: Promise<void> | undefined;
 
@@ -98,7 +49,8 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     this.target = target;
     this.name = target.name;
     this.location = target.location;
-    this._o = {
+    this._reports = new DeliveryReports(target.name, target.location);
+    this._config = {
       flushIntervalMillis: options.flushIntervalMillis,
       maxQueuedPoints: options.maxQueuedPoints ?? 1_000_000,
       maxConcurrentRequests: options.maxConcurrentRequests ?? Number.POSITIVE_INFINITY,
@@ -106,15 +58,15 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       flushTimeoutMillis: options.flushTimeoutMillis ?? flushTimeoutFromEnv(),
       heartbeatIntervalMillis: options.heartbeatIntervalMillis ?? 30_000,
     };
-    for (const [key, value] of Object.entries(this._o)) {
+    for (const [key, value] of Object.entries(this._config)) {
       if (!(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
     }
     this._onDelivered = options.onDelivered;
     const onRetry = options.onRetry;
     if (onRetry !== undefined) target.client.addRetryListener(onRetry);
     target.bind({
-      reportOnce: (kind, operation, error) => this._reportOnce(kind, operation, error),
-      report: (failure) => this._report(failure),
+      reportOnce: (kind, operation, error) => this._reports.once(kind, operation, error),
+      report: (failure) => this._reports.report(failure),
       discard: (points, outcome) => {
         this._queuedPoints -= points;
         if (outcome === 'undelivered') this._stats.undeliveredPoints += points;
@@ -128,7 +80,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   }
 
   bindFailureReporter(report: (failure: BackendFailure) => void): void {
-    this._report = report;
+    this._reports.bind(report);
   }
 
   /** Delivery counters, with the target's own (W&B's skipped points, …). */
@@ -146,7 +98,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     if (slot === undefined) {
       const adopted = this.target.adopt?.(event.runId);
       if (adopted === undefined) {
-        this._reportOnce('no-run', 'onEvent', new Error(`${event.type} for run ${event.runId}, which this backend has not seen start: not delivered`));
+        this._reports.once('no-run', 'onEvent', new Error(`${event.type} for run ${event.runId}, which this backend has not seen start: not delivered`));
         return this._undeliverable(event);
       }
       slot = this._open(event.runId, adopted, 0);
@@ -154,9 +106,9 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     if (slot.dead) return this._undeliverable(event);
     if (event.type === 'metrics') {
       const count = Object.keys(event.values).length;
-      if (this._queuedPoints + count > this._o.maxQueuedPoints) {
+      if (this._queuedPoints + count > this._config.maxQueuedPoints) {
         this._stats.undeliveredPoints += count;
-        this._reportOnce('queue-full', 'enqueue', new Error(`${this.target.location}: queue full (${this._o.maxQueuedPoints} points): points are dropped here and kept in the local run log`));
+        this._reports.once('queue-full', 'enqueue', new Error(`${this.target.location}: queue full (${this._config.maxQueuedPoints} points): points are dropped here and kept in the local run log`));
         return;
       }
       this._queuedPoints += count;
@@ -226,7 +178,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
    */
   shutdown(options: { timeoutMillis?: number } = {}): Promise<void> {
     this._shutdown ??= (async () => {
-      const timeoutMillis = options.timeoutMillis ?? this._o.flushTimeoutMillis;
+      const timeoutMillis = options.timeoutMillis ?? this._config.flushTimeoutMillis;
       let timer: NodeJS.Timeout | undefined;
       const delivered = await Promise.race([
         this.forceFlush().then(() => true),
@@ -239,11 +191,6 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       await this.target.client.close();
     })();
     return this._shutdown;
-  }
-
-  /** The target's state of a run, while the backend holds it. */
-  protected runState(runId: string): R | undefined {
-    return this._slots.get(runId)?.state;
   }
 
   // --- runs ---
@@ -265,10 +212,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   }
 
   private _open(runId: string, started: StartedRun<R>, seq: number): Slot<R> {
-    const slot: Slot<R> = {
-      id: runId, state: started.state, seq, creating: Number.POSITIVE_INFINITY, dead: false, done: false, finishing: undefined, lastFinish: undefined,
-      inflight: new Map(), works: new Set(), waiters: [], lastSentAt: Date.now(), expedite: undefined,
-    };
+    const slot = newSlot(runId, started.state, seq);
     this._slots.set(runId, slot);
     if (started.create !== undefined) this._create(slot, started.create, seq);
     this._ensureTimer();
@@ -281,7 +225,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     void create().then(
       () => {
         slot.lastSentAt = Date.now();
-        this._deliveredAfterOutage();
+        this._reports.delivered();
       },
       (error: unknown) => this._kill(slot, error, this.target.createOperation),
     ).finally(() => {
@@ -298,7 +242,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
 
   /** A permanent failure: the run's queued data is dropped and counted; its waiters learn it. */
   private _kill(slot: Slot<R>, error: unknown, operation: string): void {
-    this._reportFailure(error, operation);
+    this._reports.failure(error, operation);
     if (slot.dead) return;
     slot.dead = true;
     const dropped = this.target.drop(slot.state);
@@ -320,7 +264,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private _pump(): void {
     if (this._abandoned) return;
     for (const slot of [...this._ready]) {
-      if (this._inflight >= this._o.maxConcurrentRequests) break;
+      if (this._inflight >= this._config.maxConcurrentRequests) break;
       if (slot.dead || slot.creating !== Number.POSITIVE_INFINITY) {
         if (slot.dead) this._ready.delete(slot);
         continue;
@@ -328,7 +272,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       let room = true;
       for (const channel of this.target.channels) {
         while ((slot.inflight.get(channel.name) ?? 0) < channel.maxInFlightPerRun) {
-          if (this._inflight >= this._o.maxConcurrentRequests) {
+          if (this._inflight >= this._config.maxConcurrentRequests) {
             room = false;
             break;
           }
@@ -375,7 +319,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
         this._queuedPoints -= work.points;
         this._stats.sentPoints += work.points;
         slot.lastSentAt = Date.now();
-        this._deliveredAfterOutage();
+        this._reports.delivered();
         work.onSent?.();
         extra.onSent?.();
         if (work.points > 0) this._onDelivered?.(work.points);
@@ -387,7 +331,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
         work.onFailed?.();
         extra.onFailed?.();
         if (work.killsRun?.(error) === true) this._kill(slot, error, work.operation);
-        else this._reportFailure(error, work.operation);
+        else this._reports.failure(error, work.operation);
       },
     ).finally(() => {
       this._inflight--;
@@ -399,34 +343,20 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
 
   /** After anything of a run settled: resolve the waiters it satisfied, and send what is next. */
   private _settled(slot: Slot<R>): void {
-    if (slot.waiters.length > 0) {
-      const pending = slot.dead ? -1 : this._pendingSeq(slot);
-      slot.waiters = slot.waiters.filter((w) => {
-        if (w.seq >= pending && !slot.dead) return true;
-        w.resolve(!slot.dead);
-        return false;
-      });
-      if (slot.waiters.length === 0 && slot.expedite !== undefined) {
-        clearTimeout(slot.expedite);
-        slot.expedite = undefined;
-      }
-    }
+    if (slot.waiters.length > 0) settleWaiters(slot, slot.dead ? -1 : this._pendingSeq(slot));
     if (!slot.dead) this._ready.add(slot);
     this._pump();
   }
 
-  /** The smallest seq of the run not yet delivered (Infinity when everything is). */
   private _pendingSeq(slot: Slot<R>): number {
-    let low = Math.min(slot.creating, slot.finishing?.seq ?? Number.POSITIVE_INFINITY, this.target.queuedSeq(slot.state));
-    for (const work of slot.works) if (work.seq < low) low = work.seq;
-    return low;
+    return pendingSeq(slot, this.target.queuedSeq(slot.state));
   }
 
   /** A finished run stays known for late data and its children, up to maxDoneRuns of them. */
   private _completed(slot: Slot<R>): void {
     slot.done = true;
     this._done.push(slot.id);
-    while (this._done.length > this._o.maxDoneRuns) {
+    while (this._done.length > this._config.maxDoneRuns) {
       const oldest = this._slots.get(this._done.shift()!);
       if (oldest?.done === true && oldest.works.size === 0 && oldest.waiters.length === 0) {
         this._slots.delete(oldest.id);
@@ -442,7 +372,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
 
   private _ensureTimer(): void {
     if (this._timer !== undefined || this._shutdown !== undefined) return;
-    const period = Math.min(this._o.flushIntervalMillis, this._o.heartbeatIntervalMillis);
+    const period = Math.min(this._config.flushIntervalMillis, this._config.heartbeatIntervalMillis);
     // Never keeps the process alive: finish(), forceFlush() and shutdown() drive delivery themselves.
     this._timer = setInterval(() => this._tick(), period);
     this._timer.unref();
@@ -455,7 +385,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       if (slot.dead || slot.done) continue;
       live = true;
       this._ready.add(slot);
-      if (slot.finishing === undefined && slot.creating === Number.POSITIVE_INFINITY && slot.works.size === 0 && now - slot.lastSentAt >= this._o.heartbeatIntervalMillis) {
+      if (slot.finishing === undefined && slot.creating === Number.POSITIVE_INFINITY && slot.works.size === 0 && now - slot.lastSentAt >= this._config.heartbeatIntervalMillis) {
         const beat = this.target.heartbeat?.(slot.state);
         if (beat !== undefined) this._send(slot, beat.channel, beat.work, { onSent: () => this._stats.heartbeats++ });
       }
@@ -475,31 +405,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
 
   private _onRetry(error: TargetError): void {
     this._stats.retries++;
-    this._lastError = error;
-    if (this._outageSince !== undefined) return;
-    this._outageSince = Date.now();
-    const window = formatMillis(this.target.client.retryTimeoutMillis);
-    this._report({
-      backend: this.name,
-      operation: 'retry',
-      error: new Error(`${this.location}: ${withoutTarget(error)}; retrying in the background for up to ${window} (RUNTEL_RETRY_TIMEOUT_MILLIS), and the local run log keeps every point`),
-    });
-  }
-
-  private _deliveredAfterOutage(): void {
-    this._outageSince = undefined;
-  }
-
-  private _reportFailure(error: unknown, operation: string): void {
-    this._lastError = error;
-    const code = (error as Partial<TargetError>).code ?? 'ERROR';
-    this._reportOnce(`${operation}:${code}`, operation, error);
-  }
-
-  private _reportOnce(kind: string, operation: string, error: unknown): void {
-    if (this._reported.has(kind)) return;
-    this._reported.add(kind);
-    this._report({ backend: this.name, operation, error });
+    this._reports.retrying(error, this.target.client.retryTimeoutMillis);
   }
 
   /** Past the shutdown deadline: what is left is counted undelivered, reported once, and cut off. */
@@ -515,15 +421,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     }
     this._stats.undeliveredPoints += points;
     this._queuedPoints = 0;
-    const last = this._lastError instanceof Error ? `; last error: ${this._lastError.message}` : '';
-    this._report({
-      backend: this.name,
-      operation: 'shutdown',
-      error: new Error(
-        `${this.target.location}: ${points} metric point(s) of ${runs} run(s) not delivered within the ${timeoutMillis} ms flush deadline${last}. ` +
-          `The local run log keeps them: \`runtel sync --to ${this.name}\` uploads them later`,
-      ),
-    });
+    this._reports.abandoned(points, runs, timeoutMillis);
   }
 }
 
@@ -533,13 +431,3 @@ function unrefTimeout(fn: () => void, millis: number): NodeJS.Timeout {
   return timer;
 }
 
-/** The error's message without the target's name, which the location already says. */
-function withoutTarget(error: TargetError): string {
-  return error.message.startsWith(`${error.target} `) ? error.message.slice(error.target.length + 1) : error.message;
-}
-
-function formatMillis(millis: number): string {
-  if (millis >= 3_600_000) return `${+(millis / 3_600_000).toFixed(1)} h`;
-  if (millis >= 60_000) return `${+(millis / 60_000).toFixed(1)} min`;
-  return `${+(millis / 1000).toFixed(1)} s`;
-}

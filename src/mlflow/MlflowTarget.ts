@@ -65,7 +65,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   readonly client: MlflowClient['http'];
   readonly channels;
   readonly mlflow: MlflowClient;
-  private readonly _c: MlflowTargetConfig;
+  private readonly _config: MlflowTargetConfig;
   private _context!: DeliveryContext;
   private readonly _experiments = new Map<string, Promise<string>>();
   /** runtel id → MLflow run id (settles once the run exists). */
@@ -79,7 +79,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     for (const [key, value] of Object.entries(config)) {
       if (typeof value === 'number' && !(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
     }
-    this._c = config;
+    this._config = config;
     this.channels = [
       { name: 'batch', maxInFlightPerRun: config.maxConcurrentRequests },
       { name: 'artifacts', maxInFlightPerRun: 1 },
@@ -104,7 +104,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   adopt(runId: string): StartedRun<MlflowRunState> | undefined {
-    if (!this._c.findExistingRuns) return undefined;
+    if (!this._config.findExistingRuns) return undefined;
     const state = this._newState(runId);
     return { state, create: () => this._remember(state, this._find(state)) };
   }
@@ -123,7 +123,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
           state.metrics.push({ key, value: toMlflowMetricValue(event.values[key]!), timestamp, step: event.step });
           state.metricSeqs.push(seq);
         }
-        return state.metrics.length >= this._c.maxMetricsPerBatch;
+        return state.metrics.length >= this._config.maxMetricsPerBatch;
       }
       case 'artifact':
         state.artifacts.push({ ...event, seq });
@@ -170,7 +170,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   // Params are write-once and metrics append-only: any order is fine. Tags are last-write-wins, so
   // one request carrying tags at a time keeps them in order.
   private _takeBatch(state: MlflowRunState): Work | undefined {
-    const c = this._c;
+    const c = this._config;
     const params = state.params.splice(0, c.maxParamsPerBatch);
     const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch);
     const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length);
@@ -254,9 +254,9 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
-    const experimentName = event.experiment === 'default' && this._c.defaultExperimentName !== undefined ? this._c.defaultExperimentName : event.experiment;
+    const experimentName = event.experiment === 'default' && this._config.defaultExperimentName !== undefined ? this._config.defaultExperimentName : event.experiment;
     const experimentId = await this.experimentId(experimentName);
-    if (this._c.findExistingRuns || event.resumed === true) {
+    if (this._config.findExistingRuns || event.resumed === true) {
       const existing = await this.findRun(experimentId, event.runId);
       if (existing !== undefined) {
         if (event.resumed === true && existing.status !== 'RUNNING') await this.mlflow.updateRun({ run_id: existing.runId, status: 'RUNNING' });
@@ -296,7 +296,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   // The parent's MLflow id: created by this target, or (exporters, bridge, sync) found by its tag.
   private async _parentRunId(experimentId: string, parentRuntelId: string): Promise<string | undefined> {
     const known = await this.mlflowRunId(parentRuntelId);
-    if (known !== undefined || !this._c.findExistingRuns) return known;
+    if (known !== undefined || !this._config.findExistingRuns) return known;
     return (await this.findRun(experimentId, parentRuntelId))?.runId;
   }
 

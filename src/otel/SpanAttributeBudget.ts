@@ -4,7 +4,7 @@
 // log records).
 
 import type { Attributes, Span } from '@opentelemetry/api';
-import { ATTR_RUN_DROPPED_METRICS, ATTR_RUN_DROPPED_PARAMS, ATTR_RUN_DROPPED_TAGS, METRIC_PREFIX, PARAM_PREFIX, TAG_PREFIX, encodeMetricValue } from './conventions.js';
+import { ATTR_RUN_DROPPED_METRICS, ATTR_RUN_DROPPED_PARAMS, ATTR_RUN_DROPPED_TAGS, METRIC_PREFIX, PARAM_PREFIX, TAG_PREFIX, toMetricAttributeValue } from './conventions.js';
 import type { Latest } from './RunGauges.js';
 
 const RESERVED_SPAN_ATTRIBUTES = 9; // identity (5), status, three dropped counts
@@ -64,7 +64,7 @@ export class SpanAttributeBudget {
     let droppedMetrics = 0;
     for (const [key, point] of latest) {
       if (room > 0) {
-        attributes[METRIC_PREFIX + key] = encodeMetricValue(point.value);
+        attributes[METRIC_PREFIX + key] = toMetricAttributeValue(point.value);
         room--;
       } else {
         droppedMetrics++;

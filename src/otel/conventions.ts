@@ -36,7 +36,7 @@ export const ATTR_RUN_DROPPED_METRICS = 'ml.run.dropped_metrics_count';
 export const ATTR_METRIC_KEY = 'ml.metric.key';
 /**
  * The value: a number when OTLP/JSON can carry it (finite and |v| < 2^63), else its JavaScript
- * string form (`"NaN"`, `"Infinity"`, `"-Infinity"`, `"1e+300"`). Decode with {@link decodeMetricValue}.
+ * string form (`"NaN"`, `"Infinity"`, `"-Infinity"`, `"1e+300"`). Decode with {@link fromMetricAttributeValue}.
  */
 export const ATTR_METRIC_VALUE = 'ml.metric.value';
 export const ATTR_METRIC_STEP = 'ml.metric.step';
@@ -82,9 +82,6 @@ export const METRIC_RUN_DURATION = 'ml.run.duration';
 /** Counter: metric points not mirrored on the `ml.metric` gauge because of the cardinality bound. Attribute: `reason` (`runs` | `keys`). */
 export const METRIC_GAUGE_OVERFLOW = 'ml.metric.overflow';
 
-/** Run statuses as the span and records carry them. */
-export type RunStatusValue = 'success' | 'failed' | 'killed';
-
 const INT64_BOUND = 2 ** 63;
 
 /**
@@ -93,7 +90,7 @@ const INT64_BOUND = 2 ** 63;
  * NaN and ±Infinity as `null` (rejected by the Collector's JSON reader) and integers ≥ 2^63 as
  * out-of-range `intValue`s, so those travel as strings in every encoding.
  */
-export function encodeMetricValue(value: number): number | string {
+export function toMetricAttributeValue(value: number): number | string {
   return value < INT64_BOUND && value > -INT64_BOUND ? value : String(value);
 }
 
@@ -102,7 +99,7 @@ export function encodeMetricValue(value: number): number | string {
  * form: a number, an int64 decoded as a decimal string or a Long-like object, or the string form
  * of NaN, ±Infinity or a huge value.
  */
-export function decodeMetricValue(raw: unknown): number {
+export function fromMetricAttributeValue(raw: unknown): number {
   if (typeof raw === 'number') return raw;
   if (typeof raw === 'bigint') return Number(raw);
   if (typeof raw === 'string') {

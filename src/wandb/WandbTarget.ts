@@ -9,10 +9,11 @@ import { listFiles, relativeName } from '../core/artifacts.js';
 import type { DeliveryContext, DeliveryTarget, StartedRun, Work } from '../delivery/DeliveryTarget.js';
 import { redactUrl } from '../delivery/HttpClient.js';
 import { WandbError } from './WandbClient.js';
-import type { ResumeStatus, UpsertBucketInput , WandbClient} from './WandbClient.js';
+import type { WandbClient } from './WandbClient.js';
 import { packStreamRequest } from './fileStream.js';
-import { RunHistory, stepMetricDefinitions, unflattenParams, wandbRunId } from './history.js';
-import { parseExtendedJson } from './extendedJson.js';
+import { continueFrom } from './resume.js';
+import { upsertInput } from './upsert.js';
+import { RunHistory, wandbRunId } from './history.js';
 
 export interface WandbTargetConfig {
   maxRequestBytes: number;
@@ -55,8 +56,6 @@ export interface WandbRunState {
 }
 
 const EXIT_CODES: Record<FinalRunStatus, number> = { success: 0, failed: 1, killed: 143 };
-const MAX_TAG_LENGTH = 64;
-const HISTORY_PAGE_SIZE = 1000;
 
 export class WandbTarget implements DeliveryTarget<WandbRunState> {
   readonly name = 'wandb';
@@ -70,7 +69,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
   ] as const;
   readonly refinishAfterLateData = true;
   readonly wandb: WandbClient;
-  private readonly _c: WandbTargetConfig;
+  private readonly _config: WandbTargetConfig;
   private _context!: DeliveryContext;
   private readonly _runs = new Map<string, WandbRunState>();
   private _entity: Promise<string | undefined> | undefined;
@@ -80,7 +79,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     this.wandb = client;
     this.client = client.http;
     this.location = `W&B ${redactUrl(client.baseUrl)}`;
-    this._c = config;
+    this._config = config;
   }
 
   bind(context: DeliveryContext): void {
@@ -205,7 +204,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     const seq = run.metaSeq;
     run.metaDirty = false;
     run.metaSeq = Infinity;
-    const input = this._upsertInput(run, run.where!);
+    const input = upsertInput(run, run.where!, this._config.parseParamValues);
     return { operation: 'upsert-run', points: 0, seq, send: async () => void (await this.wandb.upsertBucket(input)), killsRun: () => true };
   }
 
@@ -237,8 +236,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
   private _takeStream(run: WandbRunState, exitCode: number | undefined): Work | undefined {
     const uploaded = run.uploaded.slice();
     const request = packStreamRequest(run.history, {
-      maxRequestBytes: this._c.maxRequestBytes,
-      maxLineBytes: this._c.maxLineBytes,
+      maxRequestBytes: this._config.maxRequestBytes,
+      maxLineBytes: this._config.maxLineBytes,
       sentSummaryVersion: run.sentSummaryVersion,
       forceSummary: exitCode !== undefined,
       nowMillis: exitCode !== undefined ? run.finish?.endTime ?? Date.now() : Date.now(),
@@ -276,9 +275,9 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       started: event,
       history: new RunHistory({
         startTime: event.startTime,
-        ...(this._c.stepMetric !== undefined ? { stepMetric: this._c.stepMetric } : {}),
-        maxLineBytes: this._c.maxLineBytes,
-        maxEscapedBytes: this._c.maxRequestBytes - 1024,
+        ...(this._config.stepMetric !== undefined ? { stepMetric: this._config.stepMetric } : {}),
+        maxLineBytes: this._config.maxLineBytes,
+        maxEscapedBytes: this._config.maxRequestBytes - 1024,
         onOversize: (_step, message) => this._context.reportOnce('oversize', 'history', new Error(message)),
       }),
       params: {},
@@ -321,19 +320,19 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     if (event.parentId !== undefined) {
       const parent = this._runs.get(event.parentId);
       run.rootId = parent?.rootId ?? event.parentId;
-      run.group = this._c.group ?? wandbRunId(run.rootId);
+      run.group = this._config.group ?? wandbRunId(run.rootId);
       run.jobType = run.tags.trial_index !== undefined ? 'trial' : 'child';
       const root = this._runs.get(run.rootId);
       if (root !== undefined && root.group === undefined) {
-        root.group = this._c.group ?? root.wandbId;
+        root.group = this._config.group ?? root.wandbId;
         root.jobType ??= 'parent';
         this._dirty(root, Infinity);
         this._context.wake(root.runtelId);
       }
       return;
     }
-    run.group ??= this._c.group;
-    run.jobType ??= this._c.jobType;
+    run.group ??= this._config.group;
+    run.jobType ??= this._config.jobType;
     // Children seen first (OTel pipelines reorder): this root heads their group.
     if (run.group === undefined) {
       for (const other of this._runs.values()) {
@@ -350,54 +349,20 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     const entity = await this._defaultEntity();
     const project = this._project(event.experiment);
     let exists = false;
-    if (this._c.replay || this._c.findExistingRuns || event.resumed === true) {
+    if (this._config.replay || this._config.findExistingRuns || event.resumed === true) {
       const status = await this.wandb.runResumeStatus(entity, project, run.wandbId);
-      if (status !== undefined) await this._continueFrom(run, status, entity, project);
+      if (status !== undefined) await continueFrom(this.wandb, run.history, { wandbId: run.wandbId, entity, project }, status, this._config);
       exists = status !== undefined;
     }
     // A replay leaves the state of a run W&B has alone (its completion comes again at the end).
-    const { bucket } = await this.wandb.upsertBucket(this._upsertInput(run, { entity, project }, this._c.replay && exists ? undefined : 'running'));
+    const { bucket } = await this.wandb.upsertBucket(upsertInput(run, { entity, project }, this._config.parseParamValues, this._config.replay && exists ? undefined : 'running'));
     const where = { entity: bucket.project?.entity?.name ?? entity ?? '', project: bucket.project?.name ?? project };
     if (where.entity === '') throw new WandbError('UpsertBucket', 200, 'GRAPHQL', 'the response names no entity; set WANDB_ENTITY');
     run.where = where;
   }
 
-  /** Continues a run W&B has: after its lines (live), skipping them (replay). */
-  private async _continueFrom(run: WandbRunState, status: ResumeStatus, entity: string | undefined, project: string): Promise<void> {
-    const history = run.history;
-    if (this._c.replay) {
-      history.skipBelow = status.historyLineCount;
-      return;
-    }
-    history.nextIndex = status.historyLineCount;
-    let lastStep = -1;
-    for (const line of status.historyTail) {
-      try {
-        const step = (parseExtendedJson(line) as { _step?: unknown })._step;
-        if (typeof step === 'number' && step > lastStep) lastStep = step;
-      } catch {
-        // skip an unreadable line
-      }
-    }
-    history.nextStep = Math.max(lastStep + 1, lastStep < 0 ? status.historyLineCount : 0);
-    if (status.summaryMetrics !== undefined) {
-      try {
-        const summary = parseExtendedJson(status.summaryMetrics);
-        if (summary !== null && typeof summary === 'object') history.seedSummary(summary as Record<string, unknown>);
-      } catch {
-        // a summary that does not parse is rebuilt from new points
-      }
-    }
-    // A restarted exporter or bridge is sent again what it had delivered: learn what W&B has.
-    if (this._c.findExistingRuns && entity !== undefined && status.historyLineCount > 0) {
-      for (let from = 0; from < history.nextStep; from += HISTORY_PAGE_SIZE) {
-        history.knowLines(await this.wandb.historyPage(entity, project, run.wandbId, from, Math.min(from + HISTORY_PAGE_SIZE, history.nextStep), HISTORY_PAGE_SIZE));
-      }
-    }
-  }
-
   private _defaultEntity(): Promise<string | undefined> {
-    if (this._c.entity !== undefined) return Promise.resolve(this._c.entity);
+    if (this._config.entity !== undefined) return Promise.resolve(this._config.entity);
     if (this._entity === undefined) {
       const entity = this.wandb.viewerEntity();
       this._entity = entity;
@@ -410,40 +375,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
   }
 
   private _project(experiment: string): string {
-    const name = this._c.project ?? (experiment === 'default' ? 'uncategorized' : experiment);
+    const name = this._config.project ?? (experiment === 'default' ? 'uncategorized' : experiment);
     // W&B project names may not contain / \ # ? % : and are at most 128 characters.
     return name.replace(/[/\\#?%:]/g, '-').slice(0, 128);
-  }
-
-  private _upsertInput(run: WandbRunState, where: { entity: string | undefined; project: string }, state?: string): UpsertBucketInput {
-    const started = run.started;
-    const config: Record<string, unknown> = {};
-    for (const [key, value] of Object.entries(unflattenParams(run.params, this._c.parseParamValues))) config[key] = { value };
-    const extra: Record<string, unknown> = { runtel_run_id: run.runtelId, runtel_experiment: started.experiment };
-    if (started.parentId !== undefined) {
-      extra.parent_run_id = wandbRunId(started.parentId);
-      extra.runtel_parent_run_id = started.parentId;
-    }
-    if (Object.keys(run.tags).length > 0) extra.runtel_tags = { ...run.tags };
-    if (run.finish !== undefined) {
-      extra.runtel_status = run.finish.status;
-      if (run.finish.error !== undefined) extra.runtel_error = `${run.finish.error.type}: ${run.finish.error.message}`.slice(0, 2000);
-    }
-    for (const [key, value] of Object.entries(extra)) config[key] = { value };
-    config._wandb = { value: { m: stepMetricDefinitions(run.history.stepMetric) } };
-    const tags = Object.entries(run.tags)
-      .map(([k, v]) => (v === '' ? k : `${k}=${v}`))
-      .filter((tag) => tag.length <= MAX_TAG_LENGTH);
-    return {
-      name: run.wandbId,
-      project: where.project,
-      entity: where.entity,
-      displayName: started.name,
-      groupName: run.group,
-      jobType: run.jobType,
-      config: JSON.stringify(config),
-      tags,
-      state,
-    };
   }
 }

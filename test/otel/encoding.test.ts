@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
-import { decodeMetricValue } from '../../src/otel/conventions.js';
+import { fromMetricAttributeValue } from '../../src/otel/conventions.js';
 import type { Pipelines } from './helpers.js';
 import { pipelines, spanByName } from './helpers.js';
 import { attributesOf, decodeJsonLogs, decodeJsonSpans, decodeProtobufLogs, decodeProtobufSpans, wireType } from './otlp.js';
@@ -48,7 +48,7 @@ describe('metric values through OTLP encodings', () => {
     for (const [key, value] of Object.entries(VALUES)) {
       const record = ours.get(key)!;
       const attributes = attributesOf(record.attributes);
-      expect(decodeMetricValue(attributes['ml.metric.value'])).toBe(value);
+      expect(fromMetricAttributeValue(attributes['ml.metric.value'])).toBe(value);
       expect(attributes['ml.metric.step']).toBe(3);
       expect(attributes['ml.run.id']).toBe(runId);
       expect(record.eventName).toBe('ml.metric');
@@ -73,7 +73,7 @@ describe('metric values through OTLP encodings', () => {
     for (const [key, value] of Object.entries(VALUES)) {
       const record = ours.get(key)!;
       const attributes = attributesOf(record.attributes);
-      expect(decodeMetricValue(attributes['ml.metric.value'])).toBe(value);
+      expect(fromMetricAttributeValue(attributes['ml.metric.value'])).toBe(value);
       expect(attributes['ml.metric.step']).toBe(3);
       expect(attributes['ml.run.id']).toBe(runId);
       expect(record.eventName).toBe('ml.metric');
@@ -93,8 +93,8 @@ describe('metric values through OTLP encodings', () => {
     for (const s of [jsonSpan, protoSpan]) {
       expect(s.traceId).toBe(span.spanContext().traceId);
       expect(s.spanId).toBe(span.spanContext().spanId);
-      expect(decodeMetricValue(attributesOf(s.attributes)['ml.metric.nan'])).toBeNaN();
-      expect(decodeMetricValue(attributesOf(s.attributes)['ml.metric.ninf'])).toBe(-Infinity);
+      expect(fromMetricAttributeValue(attributesOf(s.attributes)['ml.metric.nan'])).toBeNaN();
+      expect(fromMetricAttributeValue(attributesOf(s.attributes)['ml.metric.ninf'])).toBe(-Infinity);
     }
     for (const r of [jsonRecord, protoRecord]) {
       expect(r.traceId).toBe(span.spanContext().traceId);

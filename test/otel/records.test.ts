@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { withRun } from '../../src/core/context.js';
-import { decodeMetricValue, encodeMetricValue } from '../../src/otel/conventions.js';
+import { fromMetricAttributeValue, toMetricAttributeValue } from '../../src/otel/conventions.js';
 import * as conventions from '../../src/otel/conventions.js';
 import type { Pipelines } from './helpers.js';
 import { millis, pipelines, sameSpan, spanByName } from './helpers.js';
@@ -49,7 +49,7 @@ describe('OtelLogger log records', () => {
     await run.finish();
     const byKey = new Map(otel.records('ml.metric').map((r) => [r.attributes['ml.metric.key'], r.attributes['ml.metric.value']]));
     expect(Object.fromEntries(byKey)).toEqual({ nan: 'NaN', inf: 'Infinity', ninf: '-Infinity', huge: '1e+300', nhuge: '-9223372036854776000', big: 2 ** 62, neg: -3, tiny: 5e-324, zero: 0 });
-    for (const [key, value] of Object.entries(values)) expect(decodeMetricValue(byKey.get(key))).toBe(value);
+    for (const [key, value] of Object.entries(values)) expect(fromMetricAttributeValue(byKey.get(key))).toBe(value);
     // The span's summaries use the same encoding.
     const span = spanByName(otel.spans(), 'odd');
     expect(span.attributes['ml.metric.nan']).toBe('NaN');
@@ -59,13 +59,13 @@ describe('OtelLogger log records', () => {
 
   it('encodes and decodes metric values symmetrically and rejects what is not one', () => {
     for (const v of [0, -0.5, 1.5, 2 ** 63 - 2 ** 10, -(2 ** 63) + 2 ** 10, Number.MAX_VALUE, -Number.MAX_VALUE, Number.NaN, Infinity, -Infinity]) {
-      expect(decodeMetricValue(encodeMetricValue(v))).toBe(v);
+      expect(fromMetricAttributeValue(toMetricAttributeValue(v))).toBe(v);
     }
-    expect(decodeMetricValue('42')).toBe(42); // an int64 decoded as a decimal string
-    expect(decodeMetricValue({ toNumber: () => 7 })).toBe(7); // a protobufjs Long
-    expect(decodeMetricValue(12n)).toBe(12);
-    expect(() => decodeMetricValue(null)).toThrow(TypeError);
-    expect(() => decodeMetricValue('abc')).toThrow(TypeError);
+    expect(fromMetricAttributeValue('42')).toBe(42); // an int64 decoded as a decimal string
+    expect(fromMetricAttributeValue({ toNumber: () => 7 })).toBe(7); // a protobufjs Long
+    expect(fromMetricAttributeValue(12n)).toBe(12);
+    expect(() => fromMetricAttributeValue(null)).toThrow(TypeError);
+    expect(() => fromMetricAttributeValue('abc')).toThrow(TypeError);
   });
 
   it('emits ml.run.start, ml.params, ml.tags and ml.run.end in the run span so a consumer can build the run live', async () => {

@@ -5,7 +5,7 @@ import { expect } from 'vitest';
 import { trace } from '@opentelemetry/api';
 import { backendsFromEnv, createLoggerFromEnv } from '../../src/backends/createLoggerFromEnv.js';
 import { withRun } from '../../src/core/context.js';
-import { decodeMetricValue } from '../../src/otel/conventions.js';
+import { fromMetricAttributeValue } from '../../src/otel/conventions.js';
 import { globalOtelProviders } from '../../src/otel/globals.js';
 import { attributesOf, decodeJsonLogs, decodeJsonSpans, decodeProtobufLogs, decodeProtobufSpans } from './otlp.js';
 import { startOtlpSink } from './real/util.js';
@@ -68,7 +68,7 @@ export async function startOtelScenario(protocol: 'http/json' | 'http/protobuf')
       const a = attributesOf(r.attributes);
       expect(r.traceId).toBe(runSpan.traceId);
       expect(r.spanId).toBe(runSpan.spanId);
-      return [a['ml.metric.key'], a['ml.metric.step'], decodeMetricValue(a['ml.metric.value'])];
+      return [a['ml.metric.key'], a['ml.metric.step'], fromMetricAttributeValue(a['ml.metric.value'])];
     });
     expect(points).toEqual([
       ['loss', 1, Number.NaN],

@@ -38,11 +38,11 @@ export class RunDirectory {
   private readonly _orphans = new Map<string, number>();
   private readonly _lookups = new Map<string, Promise<RunIdentity | undefined>>();
   private readonly _misses = new Map<string, number>();
-  private readonly _o: Required<RunDirectoryOptions>;
+  private readonly _config: Required<RunDirectoryOptions>;
   private _lookupFailures = 0;
 
   constructor(options: RunDirectoryOptions) {
-    this._o = { maxRuns: 100_000, negativeCacheMillis: 1000, ...options };
+    this._config = { maxRuns: 100_000, negativeCacheMillis: 1000, ...options };
   }
 
   get lookupFailures(): number {
@@ -60,7 +60,7 @@ export class RunDirectory {
     this._known.set(runId, { ...identity });
     this._orphans.delete(runId);
     this._misses.delete(runId);
-    if (this._known.size > this._o.maxRuns) this._known.delete(this._known.keys().next().value!);
+    if (this._known.size > this._config.maxRuns) this._known.delete(this._known.keys().next().value!);
   }
 
   identity(runId: string): RunIdentity | undefined {
@@ -93,9 +93,9 @@ export class RunDirectory {
           const first = this._orphans.get(runId) ?? now;
           if (!this._orphans.has(runId)) {
             this._orphans.set(runId, first);
-            if (this._orphans.size > this._o.maxRuns) this._orphans.delete(this._orphans.keys().next().value!);
+            if (this._orphans.size > this._config.maxRuns) this._orphans.delete(this._orphans.keys().next().value!);
           }
-          out.set(runId, now - first >= this._o.orphanGraceMillis ? { kind: 'orphan' } : { kind: 'wait' });
+          out.set(runId, now - first >= this._config.orphanGraceMillis ? { kind: 'orphan' } : { kind: 'wait' });
         }),
       );
     }
@@ -110,7 +110,7 @@ export class RunDirectory {
 
   private _lookup(runId: string, now: number): Promise<RunIdentity | undefined> {
     const missedAt = this._misses.get(runId);
-    if (missedAt !== undefined && now - missedAt < this._o.negativeCacheMillis) return Promise.resolve(undefined);
+    if (missedAt !== undefined && now - missedAt < this._config.negativeCacheMillis) return Promise.resolve(undefined);
     let lookup = this._lookups.get(runId);
     if (lookup === undefined) {
       lookup = this._find(runId).finally(() => this._lookups.delete(runId));
@@ -120,7 +120,7 @@ export class RunDirectory {
   }
 
   private async _find(runId: string): Promise<RunIdentity | undefined> {
-    for (const find of this._o.finders) {
+    for (const find of this._config.finders) {
       try {
         const identity = await find(runId);
         if (identity !== undefined) return identity;
@@ -131,7 +131,7 @@ export class RunDirectory {
       }
     }
     this._misses.set(runId, Date.now());
-    if (this._misses.size > this._o.maxRuns) this._misses.delete(this._misses.keys().next().value!);
+    if (this._misses.size > this._config.maxRuns) this._misses.delete(this._misses.keys().next().value!);
     return undefined;
   }
 }

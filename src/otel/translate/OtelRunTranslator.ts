@@ -34,13 +34,10 @@ import {
   EVENT_TAGS,
   PARAM_PREFIX,
   TAG_PREFIX,
-  decodeMetricValue,
+  fromMetricAttributeValue,
 } from '../conventions.js';
 import { validateKey } from '../../core/validation.js';
 import type { OtelLogInput, OtelSpanInput } from './inputs.js';
-
-/** Why an input was not turned into an event (counted, never thrown). */
-export type RejectReason = 'not-runtel' | 'missing-run-id' | 'bad-value' | 'duplicate';
 
 export interface TranslatorStats {
   events: number;
@@ -55,7 +52,6 @@ interface RunMemo {
   /** Started from a record other than ml.run.start (pipelines reorder): the real one may still come. */
   provisional: boolean;
   finished: boolean;
-  startTime: number;
   /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
   seen: Set<string>;
 }
@@ -191,7 +187,7 @@ export class OtelRunTranslator {
         if (key === undefined || step === undefined || a[ATTR_METRIC_VALUE] === undefined) throw new TypeError('incomplete ml.metric record');
         // Other SDKs' keys are not checked where they were logged: one MLflow refuses would fail a whole batch.
         validateKey(key, 'metric');
-        const value = decodeMetricValue(a[ATTR_METRIC_VALUE]);
+        const value = fromMetricAttributeValue(a[ATTR_METRIC_VALUE]);
         const id = `${key}\0${step}\0${record.timeMillis}`;
         if (memo.seen.has(id)) return this._duplicate();
         if (memo.seen.size < this._maxSeen) {
@@ -253,7 +249,6 @@ export class OtelRunTranslator {
 
   private _started(runId: string, a: Record<string, unknown>, time: number, memo: RunMemo): RunStartedEvent {
     memo.started = true;
-    memo.startTime = time;
     const event: RunStartedEvent = {
       type: 'run_started',
       runId,
@@ -272,7 +267,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, startTime: 0, seen: new Set() };
+      memo = { started: false, provisional: false, finished: false, seen: new Set() };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;

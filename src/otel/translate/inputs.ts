@@ -1,7 +1,7 @@
 // The normalised shapes the translator reads, and adapters from the OTel JS SDK's objects.
 // (The bridge adapts decoded OTLP to the same shapes.)
 
-import type { HrTime } from '@opentelemetry/api';
+import { hrTimeToMilliseconds } from '@opentelemetry/core';
 import type { ReadableLogRecord } from '@opentelemetry/sdk-logs';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 
@@ -32,21 +32,17 @@ export interface OtelSpanInput {
   events: OtelSpanEventInput[];
 }
 
-export function hrTimeToMillis(time: HrTime): number {
-  return time[0] * 1e3 + time[1] / 1e6;
-}
-
 export function fromReadableLogRecord(record: ReadableLogRecord): OtelLogInput {
-  return { eventName: record.eventName, attributes: record.attributes, timeMillis: hrTimeToMillis(record.hrTime) };
+  return { eventName: record.eventName, attributes: record.attributes, timeMillis: hrTimeToMilliseconds(record.hrTime) };
 }
 
 export function fromReadableSpan(span: ReadableSpan): OtelSpanInput {
   return {
     name: span.name,
-    startMillis: hrTimeToMillis(span.startTime),
-    endMillis: hrTimeToMillis(span.endTime),
+    startMillis: hrTimeToMilliseconds(span.startTime),
+    endMillis: hrTimeToMilliseconds(span.endTime),
     attributes: span.attributes,
     status: { code: span.status.code, ...(span.status.message !== undefined ? { message: span.status.message } : {}) },
-    events: span.events.map((e) => ({ name: e.name, timeMillis: hrTimeToMillis(e.time), attributes: e.attributes ?? {} })),
+    events: span.events.map((e) => ({ name: e.name, timeMillis: hrTimeToMilliseconds(e.time), attributes: e.attributes ?? {} })),
   };
 }

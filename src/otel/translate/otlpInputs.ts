@@ -7,7 +7,7 @@
 //
 // Attribute values become plain JavaScript as the OTel JS SDK has them: strings, booleans, numbers
 // (an int64 stays a decimal string when it is beyond 2^53, so nothing is rounded here), arrays and
-// objects (kvlist). Timestamps become milliseconds exactly as `hrTimeToMillis` computes them from
+// objects (kvlist). Timestamps become milliseconds exactly as `hrTimeToMilliseconds` (@opentelemetry/core) computes them from
 // the same nanoseconds, so a record takes the same value through the SDK and through OTLP.
 
 import type { AttributeMap, OtelLogInput, OtelSpanEventInput, OtelSpanInput } from './inputs.js';
@@ -62,7 +62,7 @@ export function fromAttributes(attributes: unknown, depth = 0): AttributeMap {
 
 /**
  * Nanoseconds since the epoch (fixed64 as a decimal string or a number) → milliseconds, computed
- * as `hrTimeToMillis` does from [seconds, nanoseconds]. Undefined for zero or a malformed value.
+ * as `hrTimeToMilliseconds` (@opentelemetry/core) does from [seconds, nanoseconds]. Undefined for zero or a malformed value.
  */
 export function nanosToMillis(value: unknown): number | undefined {
   let nanos: bigint;

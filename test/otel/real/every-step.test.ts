@@ -12,7 +12,7 @@ import { OTLPLogExporter as JsonLogExporter } from '@opentelemetry/exporter-logs
 import { OTLPLogExporter as ProtoLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { OtelLogger } from '../../../src/otel/OtelLogger.js';
 import { CountingBatchLogRecordProcessor } from '../../../src/otel/CountingBatchLogRecordProcessor.js';
-import { decodeMetricValue } from '../../../src/otel/conventions.js';
+import { fromMetricAttributeValue } from '../../../src/otel/conventions.js';
 import { startForwardingCollector } from '../../services/index.js';
 import type { CollectorHandle } from '../../services/index.js';
 import { attributesOf, decodeProtobufLogs } from '../otlp.js';
@@ -140,7 +140,7 @@ describe.each<['http/protobuf' | 'http/json']>([['http/protobuf'], ['http/json']
       const step = attrs['ml.metric.step'] as number;
       const id = `${key}@${step}`;
       seen.set(id, (seen.get(id) ?? 0) + 1);
-      const value = decodeMetricValue(rawValue(record));
+      const value = fromMetricAttributeValue(rawValue(record));
       const nanos = BigInt(record.timeUnixNano);
       const want = valueAt(key, step);
       if (!KEYS.includes(key) || !Number.isSafeInteger(step) || step < 0 || step >= STEPS) mismatches.push(`${id}: unknown point`);

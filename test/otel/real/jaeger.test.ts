@@ -11,7 +11,7 @@ import type { ExperimentSummary } from '../../../src/experiment/Experiment.js';
 import { OtelLogger } from '../../../src/otel/OtelLogger.js';
 import { startOtel } from '../../../src/otel/startOtel.js';
 import type { OtelHandle } from '../../../src/otel/startOtel.js';
-import { decodeMetricValue } from '../../../src/otel/conventions.js';
+import { fromMetricAttributeValue } from '../../../src/otel/conventions.js';
 import { startJaeger } from '../../services/index.js';
 import type { JaegerHandle } from '../../services/index.js';
 import { attributesOf, decodeProtobufLogs } from '../otlp.js';
@@ -255,8 +255,8 @@ describe('OtelLogger → OTLP/HTTP → Jaeger v2', () => {
     // Latest = largest step (not the last logged); NaN and 1e300 travel as strings.
     const standalone = spanOfRun(standaloneId).span;
     expect(tagsWithPrefix(standalone.tags, 'ml.metric.')).toEqual({ 'ml.metric.loss': 0.125, 'ml.metric.weird': 'NaN', 'ml.metric.huge': '1e+300' });
-    expect(decodeMetricValue(tagValue(standalone, 'ml.metric.weird'))).toBeNaN();
-    expect(decodeMetricValue(tagValue(standalone, 'ml.metric.huge'))).toBe(1e300);
+    expect(fromMetricAttributeValue(tagValue(standalone, 'ml.metric.weird'))).toBeNaN();
+    expect(fromMetricAttributeValue(tagValue(standalone, 'ml.metric.huge'))).toBe(1e300);
   });
 
   it('makes a user span started inside withRun a child of the run span', () => {
