@@ -219,9 +219,17 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     return slot;
   }
 
+  /** Queues the run's creation: it is sent like any request, within maxConcurrentRequests. */
   private _create(slot: Slot<R>, create: () => Promise<void>, seq: number): void {
     slot.creating = Math.min(slot.creating, seq);
-    this._pendingCreates++;
+    if (slot.create === undefined) this._pendingCreates++;
+    slot.create = create;
+    this._ready.add(slot);
+  }
+
+  private _startCreate(slot: Slot<R>, create: () => Promise<void>): void {
+    slot.create = undefined;
+    this._inflight++;
     void create().then(
       () => {
         slot.lastSentAt = Date.now();
@@ -229,6 +237,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       },
       (error: unknown) => this._kill(slot, error, this.target.createOperation),
     ).finally(() => {
+      this._inflight--;
       slot.creating = Number.POSITIVE_INFINITY;
       this._pendingCreates--;
       this._settled(slot);
@@ -245,6 +254,11 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     this._reports.failure(error, operation);
     if (slot.dead) return;
     slot.dead = true;
+    if (slot.create !== undefined) {
+      slot.create = undefined;
+      slot.creating = Number.POSITIVE_INFINITY;
+      this._pendingCreates--;
+    }
     const dropped = this.target.drop(slot.state);
     this._queuedPoints -= dropped;
     this._stats.undeliveredPoints += dropped;
@@ -263,10 +277,13 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   /** Starts as many requests as the bounds allow, runs in turn. */
   private _pump(): void {
     if (this._abandoned) return;
-    for (const slot of [...this._ready]) {
+    // Deleting the current entry while iterating a Set is safe; an entry is added back only before a break.
+    for (const slot of this._ready) {
       if (this._inflight >= this._config.maxConcurrentRequests) break;
       if (slot.dead || slot.creating !== Number.POSITIVE_INFINITY) {
-        if (slot.dead) this._ready.delete(slot);
+        this._ready.delete(slot);
+        // Nothing else of the run goes before it exists; its creation settling brings it back.
+        if (!slot.dead && slot.create !== undefined) this._startCreate(slot, slot.create);
         continue;
       }
       let room = true;

@@ -7,6 +7,7 @@
 // runtel's bounded flush) is done. `close()` cuts off whatever is still in flight.
 
 import { createReadStream, readFileSync, statSync } from 'node:fs';
+import { setMaxListeners } from 'node:events';
 import type { Readable } from 'node:stream';
 import pRetry, { AbortError } from 'p-retry';
 import { Agent, buildConnector, request } from 'undici';
@@ -90,6 +91,8 @@ export class HttpClient {
     this._secrets = (options.secrets ?? []).filter((s) => s !== '');
     if (this._authorization !== undefined) this._secrets.push(this._authorization, this._authorization.replace(/^\S+\s+/, ''));
     this._errorFor = options.errorFor ?? ((init) => new TargetError(init));
+    // Every request and backoff listens for close(): as many as there are requests in flight.
+    setMaxListeners(0, this._abort.signal);
     const tls = options.insecureTls === true || options.serverCertPath !== undefined
       ? { rejectUnauthorized: options.insecureTls !== true, ...(options.serverCertPath !== undefined ? { ca: readFileSync(options.serverCertPath) } : {}) }
       : {};
@@ -247,12 +250,16 @@ export class HttpClient {
 
   private _sleep(millis: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(resolve, millis);
-      if (!this._keepAlive) timer.unref();
-      this._abort.signal.addEventListener('abort', () => {
+      const onAbort = (): void => {
         clearTimeout(timer);
         resolve();
-      }, { once: true });
+      };
+      const timer = setTimeout(() => {
+        this._abort.signal.removeEventListener('abort', onAbort);
+        resolve();
+      }, millis);
+      if (!this._keepAlive) timer.unref();
+      this._abort.signal.addEventListener('abort', onAbort, { once: true });
     });
   }
 }

@@ -56,7 +56,7 @@ export interface MlflowRunState {
 }
 
 /** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
-const MAX_REMEMBERED_IDS = 100_000;
+const MAX_REMEMBERED_IDS = 10_000;
 
 export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   readonly name = 'mlflow';
