@@ -13,7 +13,8 @@ import { OtlpCodec } from '../../src/bridge/ingest/codec.js';
 import { OTLP_DESCRIPTOR_METADATA } from '../../src/generated/otlp/descriptor.js';
 import { createBridge } from '../../src/bridge/RuntelBridge.js';
 import { OtelRunTranslator } from '../../src/otel/translate/OtelRunTranslator.js';
-import { logInputsFromOtlp, spanInputsFromOtlp } from '../../src/otel/translate/otlpInputs.js';
+import { logInputsFromOtlp, nanosToMillis, spanInputsFromOtlp } from '../../src/otel/translate/otlpInputs.js';
+import { logInputsFromProtobuf, nanosToMillisParts, spanInputsFromProtobuf } from '../../src/bridge/ingest/otlpProtobuf.js';
 import { JSON_TYPE, PROTOBUF, RecordingBackend, loggedScenario, post, referenceEvents } from './helpers.js';
 import type { Scenario } from './helpers.js';
 
@@ -95,5 +96,64 @@ describe.each<[Encoding]>([['protobuf'], ['json']])('%s bodies from the OTel JS 
     } finally {
       await bridge.close();
     }
+  });
+});
+
+describe('the protobuf wire reader (the bridge\'s path for protobuf logs and traces)', () => {
+  it('reads the same inputs as the schema decoder and the OTLP adapter', () => {
+    const { logs, traces } = bodies('protobuf');
+    expect(logInputsFromProtobuf(logs)).toEqual(logInputsFromOtlp(codec.decode('logs', 'protobuf', logs)));
+    expect(spanInputsFromProtobuf(traces)).toEqual(spanInputsFromOtlp(codec.decode('traces', 'protobuf', traces)));
+    expect(codec.decodeInputs('logs', 'protobuf', logs).logs.length).toBe(scenario.records.length);
+  });
+
+  it('reads every AnyValue kind, nested values, int64 beyond 2^53, repeated keys and empty values as the adapter does', () => {
+    const json = {
+      resourceLogs: [{ scopeLogs: [{ logRecords: [{
+        timeUnixNano: '1790000000123456789',
+        eventName: 'ml.params',
+        attributes: [
+          { key: 's', value: { stringValue: 'x' } },
+          { key: 'b', value: { boolValue: true } },
+          { key: 'i', value: { intValue: '42' } },
+          { key: 'big', value: { intValue: '9007199254740993' } },
+          { key: 'neg', value: { intValue: '-5' } },
+          { key: 'd', value: { doubleValue: 0.25 } },
+          { key: 'arr', value: { arrayValue: { values: [{ stringValue: 'a' }, { intValue: '1' }, { arrayValue: { values: [{ boolValue: false }] } }] } } },
+          { key: 'kv', value: { kvlistValue: { values: [{ key: 'n', value: { doubleValue: 1.5 } }, { key: 'deep', value: { kvlistValue: { values: [{ key: 'z', value: { stringValue: 'q' } }] } } }] } } },
+          { key: 'bytes', value: { bytesValue: Buffer.from('hi').toString('base64') } },
+          { key: 'empty', value: {} },
+          { key: 's', value: { stringValue: 'later wins' } },
+        ],
+      }, { observedTimeUnixNano: '1790000000999000000', attributes: [] }] }] }],
+    };
+    const body = codec.encodeRequest('logs', json);
+    const fast = logInputsFromProtobuf(body);
+    const adapter = logInputsFromOtlp(codec.decode('logs', 'protobuf', body));
+    expect(fast).toEqual(adapter);
+    expect(fast[0]!.attributes).toMatchObject({ s: 'later wins', b: true, i: 42, big: '9007199254740993', neg: -5, d: 0.25, arr: ['a', 1, [false]], kv: { n: 1.5, deep: { z: 'q' } } });
+    expect(fast[0]!.attributes).not.toHaveProperty('empty');
+    expect(fast[1]!.timeMillis).toBe(1_790_000_000_999);
+  });
+
+  it('turns nanoseconds into milliseconds exactly as [seconds, nanoseconds] do, for any fixed64', () => {
+    let seed = 7;
+    const random32 = (): number => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0);
+    const cases: Array<[number, number]> = [[0, 1], [0, 999_999_999], [0, 1_000_000_000], [0xffffffff, 0xffffffff], [416_765_306, 0], [416_765_306, 4_294_967_295]];
+    for (let i = 0; i < 2000; i++) cases.push([random32() % 0x20000000, random32()]);
+    for (const [hi, lo] of cases) {
+      const nanos = (BigInt(hi) << 32n) + BigInt(lo);
+      expect(nanosToMillisParts(hi, lo), `${hi}:${lo}`).toBe(nanosToMillis(nanos.toString()));
+    }
+    expect(nanosToMillisParts(0, 0)).toBeUndefined();
+  });
+
+  it('answers a truncated or mistyped body with a decode error, never a partial result', () => {
+    const { logs } = bodies('protobuf');
+    for (const cut of [1, 7, Math.floor(logs.length / 2), logs.length - 1]) {
+      expect(() => codec.decodeInputs('logs', 'protobuf', logs.subarray(0, cut)), `cut at ${cut}`).toThrow(/malformed OTLP\/protobuf logs request/);
+    }
+    // resource_logs (field 1) sent as a varint instead of a message
+    expect(() => codec.decodeInputs('logs', 'protobuf', Buffer.from([0x08, 0x01]))).toThrow(/wire type 0, expected 2/);
   });
 });

@@ -11,11 +11,10 @@ import type { RunEvent } from '../../core/events.js';
 import type { BackendErrorHandler } from '../../core/errors.js';
 import { OtelRunTranslator } from '../../otel/translate/OtelRunTranslator.js';
 import { OtelRunSink } from '../../otel/translate/RunEventExporters.js';
-import { logInputsFromOtlp, spanInputsFromOtlp } from '../../otel/translate/otlpInputs.js';
 import type { OtelLogInput } from '../../otel/translate/inputs.js';
 import { ATTR_RUN_ID } from '../../otel/conventions.js';
 import { artifactsAsTags } from './artifacts.js';
-import type { OtlpSignal } from './codec.js';
+import type { ExportInputs, OtlpSignal } from './codec.js';
 import { FinishSettler } from './FinishSettler.js';
 import { requestRuns, startsFirst, stringAttr, withIdentity } from './identify.js';
 import type { RequestRuns } from './identify.js';
@@ -126,15 +125,14 @@ export class Ingest {
   }
 
   /** Takes one decoded export request; resolves once its data is delivered to every target. */
-  async export(signal: OtlpSignal, request: Record<string, unknown>): Promise<ExportOutcome> {
+  async export(signal: OtlpSignal, inputs: ExportInputs): Promise<ExportOutcome> {
     if (signal === 'metrics') {
-      this._stats.ignoredMetricDataPoints += countDataPoints(request);
+      this._stats.ignoredMetricDataPoints += inputs.metricDataPoints;
       return { rejected: 0, message: '' };
     }
     const queued = this.queuedPoints();
     if (queued >= this._options.maxQueuedPoints) throw this._busy(`${queued} metric points are waiting for the targets`);
-    const logs = signal === 'logs' ? logInputsFromOtlp(request) : [];
-    const spans = signal === 'traces' ? spanInputsFromOtlp(request) : [];
+    const { logs, spans } = inputs;
     const runs = requestRuns(logs, spans);
     // From here to the translation nothing is changed until the request is known to be taken.
     await this._identify(logs, runs);
@@ -248,22 +246,3 @@ export class Ingest {
     return new IngestError('busy', `the bridge is busy (${why}); retry later`, this._options.retryAfterSeconds);
   }
 }
-
-function countDataPoints(request: Record<string, unknown>): number {
-  let count = 0;
-  for (const rm of asArray(request.resourceMetrics)) {
-    for (const sm of asArray((rm as Record<string, unknown>).scopeMetrics)) {
-      for (const metric of asArray((sm as Record<string, unknown>).metrics)) {
-        const m = metric as Record<string, Record<string, unknown> | undefined>;
-        const data = m.gauge ?? m.sum ?? m.histogram ?? m.exponentialHistogram ?? m.summary;
-        count += asArray(data?.dataPoints).length;
-      }
-    }
-  }
-  return count;
-}
-
-function asArray(value: unknown): unknown[] {
-  return Array.isArray(value) ? value : [];
-}
-

@@ -11,6 +11,9 @@ import protobuf from 'protobufjs';
 import type { IConversionOptions, INamespace, Type } from 'protobufjs';
 import protojson from 'protobufjs/ext/protojson.js';
 import { OTLP_DESCRIPTOR_METADATA, OTLP_DESCRIPTOR_ROOT } from '../../generated/otlp/descriptor.js';
+import type { OtelLogInput, OtelSpanInput } from '../../otel/translate/inputs.js';
+import { logInputsFromOtlp, spanInputsFromOtlp } from '../../otel/translate/otlpInputs.js';
+import { logInputsFromProtobuf, spanInputsFromProtobuf } from './otlpProtobuf.js';
 
 export type OtlpSignal = 'traces' | 'logs' | 'metrics';
 export type OtlpEncoding = 'protobuf' | 'json';
@@ -24,6 +27,14 @@ const SERVICE: Record<OtlpSignal, { package: string; request: string; response: 
 const HEX_ID_FIELDS: ReadonlySet<string> = new Set(['traceId', 'spanId', 'parentSpanId']);
 
 const TO_OBJECT: IConversionOptions = { longs: String, enums: Number, defaults: false, arrays: true, objects: false, oneofs: false };
+
+/** What an export request carries for the ingest pipeline. */
+export interface ExportInputs {
+  logs: OtelLogInput[];
+  spans: OtelSpanInput[];
+  /** Data points of a metrics request (runtel's points travel as log records; these are counted). */
+  metricDataPoints: number;
+}
 
 /** A body that does not decode as the signal's export request: answered 400. */
 export class OtlpDecodeError extends Error {
@@ -109,6 +120,25 @@ export class OtlpCodec {
     }
   }
 
+  /**
+   * The request's log records or spans as the translator reads them. Protobuf logs and traces are
+   * read straight from the wire (otlpProtobuf.ts); JSON and metrics go through `decode`.
+   */
+  decodeInputs(signal: OtlpSignal, encoding: OtlpEncoding, body: Buffer): ExportInputs {
+    if (encoding === 'protobuf' && signal !== 'metrics') {
+      try {
+        return signal === 'logs' ? { logs: logInputsFromProtobuf(body), spans: [], metricDataPoints: 0 } : { logs: [], spans: spanInputsFromProtobuf(body), metricDataPoints: 0 };
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        throw new OtlpDecodeError(`malformed OTLP/protobuf ${signal} request: ${message.slice(0, 200)}`);
+      }
+    }
+    const request = this.decode(signal, encoding, body);
+    if (signal === 'logs') return { logs: logInputsFromOtlp(request), spans: [], metricDataPoints: 0 };
+    if (signal === 'traces') return { logs: [], spans: spanInputsFromOtlp(request), metricDataPoints: 0 };
+    return { logs: [], spans: [], metricDataPoints: countDataPoints(request) };
+  }
+
   /** A success response, with `partialSuccess` when some items were rejected. */
   encodeResponse(signal: OtlpSignal, encoding: OtlpEncoding, rejected = 0, errorMessage = ''): Buffer {
     const types = this._types[signal];
@@ -144,4 +174,22 @@ export class OtlpCodec {
     const message = encoding === 'protobuf' ? this._status.decode(body) : protojson.fromJson(this._status, JSON.parse(body.toString('utf8')), { ignoreUnknownFields: true });
     return this._status.toObject(message, TO_OBJECT);
   }
+}
+
+function countDataPoints(request: Record<string, unknown>): number {
+  let count = 0;
+  for (const rm of asArray(request.resourceMetrics)) {
+    for (const sm of asArray((rm as Record<string, unknown>).scopeMetrics)) {
+      for (const metric of asArray((sm as Record<string, unknown>).metrics)) {
+        const m = metric as Record<string, Record<string, unknown> | undefined>;
+        const data = m.gauge ?? m.sum ?? m.histogram ?? m.exponentialHistogram ?? m.summary;
+        count += asArray(data?.dataPoints).length;
+      }
+    }
+  }
+  return count;
+}
+
+function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { BodyError, ByteBudget, decompressorFor, readBody } from './body.js';
 import type { BearerToken } from './auth.js';
 import { OtlpDecodeError, OTLP_SCHEMA_VERSION } from '../ingest/codec.js';
-import type { OtlpEncoding, OtlpSignal , OtlpCodec} from '../ingest/codec.js';
+import type { ExportInputs, OtlpCodec, OtlpEncoding, OtlpSignal } from '../ingest/codec.js';
 import { IngestError } from '../ingest/Ingest.js';
 import type { Ingest } from '../ingest/Ingest.js';
 
@@ -158,9 +158,9 @@ export class HttpReceiver {
         if (error instanceof BodyError) throw new HttpError(error.status, error.message, error.status === 503 ? { 'retry-after': '1' } : {});
         throw error;
       }
-      let request: Record<string, unknown>;
+      let request: ExportInputs;
       try {
-        request = this._codec.decode(signal, encoding, body.body);
+        request = this._codec.decodeInputs(signal, encoding, body.body);
       } catch (error) {
         if (error instanceof OtlpDecodeError) throw new HttpError(400, error.message);
         throw error;
