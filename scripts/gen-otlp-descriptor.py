@@ -32,12 +32,15 @@ from importlib.metadata import version
 
 from google.protobuf import descriptor_pb2
 
-# The three OTLP export services; their dependencies (common, resource, trace, logs, metrics) follow.
+# The three OTLP export services (their dependencies follow: common, resource, trace, logs, metrics),
+# google.rpc.Status for error bodies and google.rpc.RetryInfo for gRPC back-pressure.
 MODULES = [
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
     "opentelemetry.proto.collector.logs.v1.logs_service_pb2",
     "opentelemetry.proto.collector.metrics.v1.metrics_service_pb2",
     "google.rpc.status_pb2",
+    # RetryInfo: the retry delay of an UNAVAILABLE answer over OTLP/gRPC (in grpc-status-details-bin).
+    "google.rpc.error_details_pb2",
 ]
 OUT = os.path.join("src", "generated", "otlp", "descriptor.ts")
 

@@ -1,4 +1,4 @@
-// The bridge: receivers (server/) that turn OTLP from any SDK or Collector into runs through the
+// The bridge: receivers (server/: OTLP/HTTP and OTLP/gRPC) that turn OTLP from any SDK or Collector into runs through the
 // ingest pipeline (ingest/) and forward them to MLflow and W&B (targets.ts). This file reads the
 // configuration (option ?? env ?? default), builds the pieces and starts and stops them. See
 // docs/bridge.md.
@@ -17,6 +17,8 @@ import type { RunFinder } from './ingest/RunDirectory.js';
 import { BearerToken, isLoopbackHost } from './server/auth.js';
 import { HttpReceiver } from './server/HttpReceiver.js';
 import type { HttpReceiverStats } from './server/HttpReceiver.js';
+import { GrpcReceiver } from './server/GrpcReceiver.js';
+import type { GrpcReceiverStats } from './server/GrpcReceiver.js';
 import { DEFAULT_MAX_QUEUED_POINTS, bridgeTargetsFromEnv, describeTarget } from './targets.js';
 
 export { isLoopbackHost } from './server/auth.js';
@@ -29,6 +31,12 @@ export interface BridgeOptions {
   host?: string;
   /** OTLP/HTTP port. Default: env `RUNTEL_BRIDGE_PORT`, else 4320. 0 picks a free port. */
   port?: number;
+  /** OTLP/gRPC port, beside HTTP. Default: env `RUNTEL_BRIDGE_GRPC_PORT`, else none (gRPC off). 0 picks a free port. */
+  grpcPort?: number;
+  /** A gRPC connection is closed (the client reconnects) this long after it opened. Default 600,000 ms. */
+  grpcMaxConnectionAgeMillis?: number;
+  /** A gRPC call still in flight when its connection closes is cut off after this long. Default 30,000 ms. */
+  grpcMaxConnectionAgeGraceMillis?: number;
   /** Bearer token every OTLP request must carry. Default: env `RUNTEL_BRIDGE_TOKEN`. */
   token?: string;
   /** Listen on a non-loopback address without a token. Default: env `RUNTEL_BRIDGE_ALLOW_INSECURE`, else false. */
@@ -81,6 +89,7 @@ export interface BridgeOptions {
 }
 
 export type BridgeStats = HttpReceiverStats &
+  GrpcReceiverStats &
   IngestStats & {
     /** Metric points queued in the targets (the largest of them). */
     queuedPoints: number;
@@ -103,6 +112,7 @@ export class RuntelBridge {
   readonly targets: string[];
   private readonly _ingest: Ingest;
   private readonly _http: HttpReceiver;
+  private readonly _grpc: GrpcReceiver | undefined;
   private _closing: Promise<void> | undefined;
 
   constructor(options: BridgeOptions = {}) {
@@ -140,22 +150,44 @@ export class RuntelBridge {
       retryAfterSeconds,
       ackTimeoutMillis: positive(options.ackTimeoutMillis ?? getNumberFromEnv('RUNTEL_BRIDGE_ACK_TIMEOUT_MILLIS') ?? 8000, 'ackTimeoutMillis (RUNTEL_BRIDGE_ACK_TIMEOUT_MILLIS)'),
     });
-    this._http = new HttpReceiver(this._ingest, new OtlpCodec(), {
+    const codec = new OtlpCodec();
+    const bearer = new BearerToken(token);
+    const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+    const maxDecompressedBytes = positive(options.maxDecompressedBytes ?? 64 << 20, 'maxDecompressedBytes');
+    this._http = new HttpReceiver(this._ingest, codec, {
       host: this.host,
       port,
-      token: new BearerToken(token),
+      token: bearer,
       maxBodyBytes: positive(options.maxBodyBytes ?? 16 << 20, 'maxBodyBytes'),
-      maxDecompressedBytes: positive(options.maxDecompressedBytes ?? 64 << 20, 'maxDecompressedBytes'),
+      maxDecompressedBytes,
       maxInflightBytes: positive(options.maxInflightBytes ?? 256 << 20, 'maxInflightBytes'),
       retryAfterSeconds,
       targets: targets.length,
-      log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
+      log,
     });
+    const grpcPort = options.grpcPort ?? getNumberFromEnv('RUNTEL_BRIDGE_GRPC_PORT');
+    if (grpcPort !== undefined) {
+      if (!Number.isInteger(grpcPort) || grpcPort < 0 || grpcPort > 65535) throw new RangeError(`bridge gRPC port (RUNTEL_BRIDGE_GRPC_PORT) must be an integer 0–65535, got ${grpcPort}`);
+      this._grpc = new GrpcReceiver(this._ingest, codec, {
+        host: this.host,
+        port: grpcPort,
+        token: bearer,
+        maxMessageBytes: maxDecompressedBytes,
+        maxConnectionAgeMillis: positive(options.grpcMaxConnectionAgeMillis ?? 600_000, 'grpcMaxConnectionAgeMillis'),
+        maxConnectionAgeGraceMillis: positive(options.grpcMaxConnectionAgeGraceMillis ?? 30_000, 'grpcMaxConnectionAgeGraceMillis'),
+        log,
+      });
+    }
   }
 
   /** The OTLP/HTTP port (the one picked, once listening on port 0). */
   get port(): number {
     return this._http.port;
+  }
+
+  /** The OTLP/gRPC port, once listening; undefined when gRPC is off. */
+  get grpcPort(): number | undefined {
+    return this._grpc?.port;
   }
 
   /** `http://host:port`, once listening. */
@@ -164,12 +196,13 @@ export class RuntelBridge {
     return `http://${host}:${this.port}`;
   }
 
-  listen(): Promise<void> {
-    return this._http.listen();
+  async listen(): Promise<void> {
+    await this._http.listen();
+    await this._grpc?.listen();
   }
 
   stats(): BridgeStats {
-    return { ...this._http.stats(), ...this._ingest.stats(), queuedPoints: this._ingest.queuedPoints() };
+    return { ...this._http.stats(), grpcResponses: {}, ...this._grpc?.stats(), ...this._ingest.stats(), queuedPoints: this._ingest.queuedPoints() };
   }
 
   /** The targets' failure counts, by `backend:operation`. */
@@ -180,7 +213,7 @@ export class RuntelBridge {
   /** Stops taking requests (in-flight ones finish), then delivers everything queued and shuts the targets down. */
   close(): Promise<void> {
     this._closing ??= (async () => {
-      await this._http.close();
+      await Promise.all([this._http.close(), this._grpc?.close()]);
       await this._ingest.close();
     })();
     return this._closing;

@@ -82,6 +82,7 @@ interface SignalTypes {
 export class OtlpCodec {
   private readonly _types: Record<OtlpSignal, SignalTypes>;
   private readonly _status: Type;
+  private readonly _retryInfo: Type;
 
   constructor() {
     const root = protobuf.Root.fromJSON(OTLP_DESCRIPTOR_ROOT);
@@ -100,6 +101,7 @@ export class OtlpCodec {
     }
     this._types = types;
     this._status = root.lookupType('google.rpc.Status');
+    this._retryInfo = root.lookupType('google.rpc.RetryInfo');
   }
 
   /** The export request in `toObject` form. Throws OtlpDecodeError for anything that is not one. */
@@ -146,6 +148,16 @@ export class OtlpCodec {
     const message = types.response.fromObject(object);
     if (encoding === 'protobuf') return Buffer.from(types.response.encode(message).finish());
     return Buffer.from(JSON.stringify(protojson.toJson(types.response, message)));
+  }
+
+  /**
+   * A google.rpc.Status whose details hold a google.rpc.RetryInfo (an OTLP/gRPC UNAVAILABLE's
+   * `grpc-status-details-bin`): the sender waits that long before it retries.
+   */
+  encodeRetryStatus(code: number, message: string, retryAfterSeconds: number): Buffer {
+    const retryInfo = this._retryInfo.encode(this._retryInfo.fromObject({ retryDelay: { seconds: Math.ceil(retryAfterSeconds) } })).finish();
+    const status = this._status.fromObject({ code, message, details: [{ typeUrl: 'type.googleapis.com/google.rpc.RetryInfo', value: retryInfo }] });
+    return Buffer.from(this._status.encode(status).finish());
   }
 
   /** A google.rpc.Status body for an error response (`code` is the gRPC code). */

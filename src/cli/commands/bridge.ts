@@ -1,4 +1,4 @@
-// `runtel bridge serve`: the OTLP/HTTP → MLflow / W&B bridge (src/bridge), until SIGINT or SIGTERM.
+// `runtel bridge serve`: the OTLP (HTTP and gRPC) → MLflow / W&B bridge (src/bridge), until SIGINT or SIGTERM.
 
 import { Command, Option } from 'commander';
 import { CliError, helpText, integerArg } from '../shared.js';
@@ -6,21 +6,24 @@ import { CliError, helpText, integerArg } from '../shared.js';
 interface ServeOptions {
   host?: string;
   port?: number;
+  grpcPort?: number;
   allowInsecure?: boolean;
   flushTimeout: number;
 }
 
 export function bridgeCommand(): Command {
   const serve = new Command('serve')
-    .summary('receive OTLP/HTTP (a Collector or SDKs) and forward runs to MLflow and/or W&B')
+    .summary('receive OTLP (a Collector or SDKs) and forward runs to MLflow and/or W&B')
     .description(
-      "Receive OTLP/HTTP on /v1/traces, /v1/logs and /v1/metrics (protobuf or JSON, gzip or not), turn runtel's " +
-        'ml.* spans and log records into runs, and forward them to MLflow (MLFLOW_TRACKING_URI) and/or W&B (WANDB_API_KEY).',
+      "Receive OTLP/HTTP on /v1/traces, /v1/logs and /v1/metrics (protobuf or JSON, gzip or not), and OTLP/gRPC with --grpc-port, turn runtel's " +
+        'ml.* spans and log records into runs, and forward them to MLflow (MLFLOW_TRACKING_URI) and/or W&B (WANDB_API_KEY). ' +
+        'A request is answered once its data is delivered; until then the sender keeps it.',
     )
     .option('--host <host>', `address to listen on (default: $RUNTEL_BRIDGE_HOST, else 127.0.0.1)`)
     .option('--port <port>', 'port to listen on, 0 for any free one (default: $RUNTEL_BRIDGE_PORT, else 4320)', integerArg(0))
+    .option('--grpc-port <port>', 'also receive OTLP/gRPC on this port, 0 for any free one (default: $RUNTEL_BRIDGE_GRPC_PORT, else no gRPC)', integerArg(0))
     .addOption(new Option('--allow-insecure', 'listen on a non-loopback address without RUNTEL_BRIDGE_TOKEN (behind a trusted network only)'))
-    .option('--flush-timeout <ms>', 'on SIGINT/SIGTERM, how long to keep delivering what was accepted', integerArg(0), 30_000)
+    .option('--flush-timeout <ms>', 'on SIGINT/SIGTERM, how long to keep delivering what was taken', integerArg(1), 30_000)
     .addHelpText(
       'after',
       helpText(
@@ -40,12 +43,15 @@ export function bridgeCommand(): Command {
       const bridge = await createBridge({
         ...(options.host !== undefined ? { host: options.host } : {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
+        ...(options.grpcPort !== undefined ? { grpcPort: options.grpcPort } : {}),
+        flushTimeoutMillis: options.flushTimeout,
         ...(options.allowInsecure === true ? { allowInsecure: true } : {}),
       }).catch((error: unknown) => {
         throw new CliError(`bridge: ${error instanceof Error ? error.message : String(error)}`);
       });
       const auth = (process.env.RUNTEL_BRIDGE_TOKEN ?? '').trim() !== '' ? 'bearer token required' : 'no token';
-      process.stderr.write(`runtel bridge: listening on ${bridge.url} (${auth}), forwarding to ${bridge.targets.join(' and ')}\n`);
+      const grpc = bridge.grpcPort === undefined ? '' : ` and OTLP/gRPC on ${bridge.host}:${bridge.grpcPort}`;
+      process.stderr.write(`runtel bridge: listening on ${bridge.url}${grpc} (${auth}), forwarding to ${bridge.targets.join(' and ')}\n`);
 
       await new Promise<void>((resolve) => {
         let stopping = false;
@@ -56,10 +62,12 @@ export function bridgeCommand(): Command {
           }
           stopping = true;
           process.stderr.write(`runtel bridge: ${signal}, delivering what was accepted (up to ${options.flushTimeout} ms)…\n`);
+          // The targets give up at the flush timeout themselves (and say what they did not deliver);
+          // this only catches a close that hangs past it, answers in flight included.
           const timer = setTimeout(() => {
-            process.stderr.write('runtel bridge: flush timeout, exiting; data not yet delivered is lost (the sender was told it arrived)\n');
+            process.stderr.write('runtel bridge: flush timeout, exiting; what was not delivered was not acknowledged, so the sender still has it\n');
             process.exit(1);
-          }, options.flushTimeout);
+          }, options.flushTimeout + 10_000);
           timer.unref();
           void bridge
             .close()

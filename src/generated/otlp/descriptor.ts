@@ -16,7 +16,9 @@ export const OTLP_DESCRIPTOR_METADATA = {
     "opentelemetry/proto/metrics/v1/metrics.proto",
     "opentelemetry/proto/collector/metrics/v1/metrics_service.proto",
     "google/protobuf/any.proto",
-    "google/rpc/status.proto"
+    "google/rpc/status.proto",
+    "google/protobuf/duration.proto",
+    "google/rpc/error_details.proto"
   ]
 } as const;
 
@@ -1390,11 +1392,12 @@ export const OTLP_DESCRIPTOR_ROOT: Record<string, unknown> = {
     "protobuf": {
      "options": {
       "java_package": "com.google.protobuf",
-      "java_outer_classname": "AnyProto",
+      "java_outer_classname": "DurationProto",
       "java_multiple_files": true,
-      "go_package": "google.golang.org/protobuf/types/known/anypb",
+      "go_package": "google.golang.org/protobuf/types/known/durationpb",
       "objc_class_prefix": "GPB",
-      "csharp_namespace": "Google.Protobuf.WellKnownTypes"
+      "csharp_namespace": "Google.Protobuf.WellKnownTypes",
+      "cc_enable_arenas": true
      },
      "nested": {
       "Any": {
@@ -1409,15 +1412,27 @@ export const OTLP_DESCRIPTOR_ROOT: Record<string, unknown> = {
          "id": 2
         }
        }
+      },
+      "Duration": {
+       "fields": {
+        "seconds": {
+         "type": "int64",
+         "id": 1
+        },
+        "nanos": {
+         "type": "int32",
+         "id": 2
+        }
+       }
       }
      }
     },
     "rpc": {
      "options": {
       "java_package": "com.google.rpc",
-      "java_outer_classname": "StatusProto",
+      "java_outer_classname": "ErrorDetailsProto",
       "java_multiple_files": true,
-      "go_package": "google.golang.org/genproto/googleapis/rpc/status;status",
+      "go_package": "google.golang.org/genproto/googleapis/rpc/errdetails;errdetails",
       "objc_class_prefix": "RPC"
      },
      "nested": {
@@ -1435,6 +1450,241 @@ export const OTLP_DESCRIPTOR_ROOT: Record<string, unknown> = {
          "rule": "repeated",
          "type": ".google.protobuf.Any",
          "id": 3
+        }
+       }
+      },
+      "ErrorInfo": {
+       "fields": {
+        "reason": {
+         "type": "string",
+         "id": 1
+        },
+        "domain": {
+         "type": "string",
+         "id": 2
+        },
+        "metadata": {
+         "keyType": "string",
+         "type": "string",
+         "id": 3
+        }
+       }
+      },
+      "RetryInfo": {
+       "fields": {
+        "retryDelay": {
+         "type": ".google.protobuf.Duration",
+         "id": 1,
+         "protoName": "retry_delay"
+        }
+       }
+      },
+      "DebugInfo": {
+       "fields": {
+        "stackEntries": {
+         "rule": "repeated",
+         "type": "string",
+         "id": 1,
+         "protoName": "stack_entries"
+        },
+        "detail": {
+         "type": "string",
+         "id": 2
+        }
+       }
+      },
+      "QuotaFailure": {
+       "fields": {
+        "violations": {
+         "rule": "repeated",
+         "type": ".google.rpc.QuotaFailure.Violation",
+         "id": 1
+        }
+       },
+       "nested": {
+        "Violation": {
+         "oneofs": {
+          "_future_quota_value": {
+           "oneof": [
+            "futureQuotaValue"
+           ]
+          }
+         },
+         "fields": {
+          "subject": {
+           "type": "string",
+           "id": 1
+          },
+          "description": {
+           "type": "string",
+           "id": 2
+          },
+          "apiService": {
+           "type": "string",
+           "id": 3,
+           "protoName": "api_service"
+          },
+          "quotaMetric": {
+           "type": "string",
+           "id": 4,
+           "protoName": "quota_metric"
+          },
+          "quotaId": {
+           "type": "string",
+           "id": 5,
+           "protoName": "quota_id"
+          },
+          "quotaDimensions": {
+           "keyType": "string",
+           "type": "string",
+           "id": 6,
+           "protoName": "quota_dimensions"
+          },
+          "quotaValue": {
+           "type": "int64",
+           "id": 7,
+           "protoName": "quota_value"
+          },
+          "futureQuotaValue": {
+           "type": "int64",
+           "id": 8,
+           "protoName": "future_quota_value",
+           "options": {
+            "proto3_optional": true
+           }
+          }
+         }
+        }
+       }
+      },
+      "PreconditionFailure": {
+       "fields": {
+        "violations": {
+         "rule": "repeated",
+         "type": ".google.rpc.PreconditionFailure.Violation",
+         "id": 1
+        }
+       },
+       "nested": {
+        "Violation": {
+         "fields": {
+          "type": {
+           "type": "string",
+           "id": 1
+          },
+          "subject": {
+           "type": "string",
+           "id": 2
+          },
+          "description": {
+           "type": "string",
+           "id": 3
+          }
+         }
+        }
+       }
+      },
+      "BadRequest": {
+       "fields": {
+        "fieldViolations": {
+         "rule": "repeated",
+         "type": ".google.rpc.BadRequest.FieldViolation",
+         "id": 1,
+         "protoName": "field_violations"
+        }
+       },
+       "nested": {
+        "FieldViolation": {
+         "fields": {
+          "field": {
+           "type": "string",
+           "id": 1
+          },
+          "description": {
+           "type": "string",
+           "id": 2
+          },
+          "reason": {
+           "type": "string",
+           "id": 3
+          },
+          "localizedMessage": {
+           "type": ".google.rpc.LocalizedMessage",
+           "id": 4,
+           "protoName": "localized_message"
+          }
+         }
+        }
+       }
+      },
+      "RequestInfo": {
+       "fields": {
+        "requestId": {
+         "type": "string",
+         "id": 1,
+         "protoName": "request_id"
+        },
+        "servingData": {
+         "type": "string",
+         "id": 2,
+         "protoName": "serving_data"
+        }
+       }
+      },
+      "ResourceInfo": {
+       "fields": {
+        "resourceType": {
+         "type": "string",
+         "id": 1,
+         "protoName": "resource_type"
+        },
+        "resourceName": {
+         "type": "string",
+         "id": 2,
+         "protoName": "resource_name"
+        },
+        "owner": {
+         "type": "string",
+         "id": 3
+        },
+        "description": {
+         "type": "string",
+         "id": 4
+        }
+       }
+      },
+      "Help": {
+       "fields": {
+        "links": {
+         "rule": "repeated",
+         "type": ".google.rpc.Help.Link",
+         "id": 1
+        }
+       },
+       "nested": {
+        "Link": {
+         "fields": {
+          "description": {
+           "type": "string",
+           "id": 1
+          },
+          "url": {
+           "type": "string",
+           "id": 2
+          }
+         }
+        }
+       }
+      },
+      "LocalizedMessage": {
+       "fields": {
+        "locale": {
+         "type": "string",
+         "id": 1
+        },
+        "message": {
+         "type": "string",
+         "id": 2
         }
        }
       }
