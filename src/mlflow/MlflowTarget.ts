@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { ArtifactEvent, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
+import type { FinalRunStatus } from '../core/types.js';
 import { listFiles, relativeName } from '../core/artifacts.js';
 import type { DeliveryContext, DeliveryTarget, StartedRun, Work } from '../delivery/DeliveryTarget.js';
 import { redactUrl } from '../delivery/HttpClient.js';
@@ -13,7 +14,11 @@ import { MlflowError, isMissing, toMlflowMetricValue } from './MlflowClient.js';
 import type { MlflowKeyValue, MlflowMetric, MlflowRunStatus , MlflowClient} from './MlflowClient.js';
 
 export const RUNTEL_RUN_ID_TAG = 'runtel.run_id';
-const STATUS: Record<string, MlflowRunStatus> = { success: 'FINISHED', failed: 'FAILED', killed: 'KILLED' };
+/** Milliseconds since the epoch when the run last showed it was alive (see `heartbeatIntervalMillis`). */
+export const RUNTEL_HEARTBEAT_TAG = 'runtel.heartbeat';
+/** Why the run ended: runtel's status (`success`, `failed`, `killed`, `crashed`); MLflow's own status cannot say `crashed`. */
+export const RUNTEL_END_REASON_TAG = 'runtel.end_reason';
+const STATUS: Record<FinalRunStatus, MlflowRunStatus> = { success: 'FINISHED', failed: 'FAILED', killed: 'KILLED', crashed: 'FAILED' };
 
 export interface MlflowLimits {
   maxMetricsPerBatch: number;
@@ -31,6 +36,12 @@ export interface MlflowTargetConfig extends MlflowLimits {
   findExistingRuns: boolean;
   /** MLflow experiment for runs whose experiment is runtel's `default`. */
   defaultExperimentName: string | undefined;
+  /**
+   * How often a running run's `runtel.heartbeat` tag is renewed: it rides along with a log-batch once
+   * half an interval has passed, and goes alone (`heartbeat()`) when the run sent nothing for an
+   * interval. Infinity: never (a replay of stored runs is not a sign of life).
+   */
+  heartbeatIntervalMillis: number;
 }
 
 interface Keyed extends MlflowKeyValue {
@@ -53,6 +64,8 @@ export interface MlflowRunState {
   artifacts: Array<ArtifactEvent & { seq: number }>;
   /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
   tagsInflight: boolean;
+  /** When the last `runtel.heartbeat` tag was taken for sending. */
+  beatAt: number;
 }
 
 /** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
@@ -100,6 +113,11 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     state.started = event;
     this._queueParams(state, event.params, 0);
     for (const [key, value] of Object.entries(event.tags)) state.tags.push({ key, value, seq: 0 });
+    // The first batch says the run is alive now (a resumed run's old heartbeat would look stale).
+    if (Number.isFinite(this._config.heartbeatIntervalMillis)) {
+      state.beatAt = Date.now();
+      state.tags.push({ key: RUNTEL_HEARTBEAT_TAG, value: String(state.beatAt), seq: 0 });
+    }
     return { state, create: () => this._remember(state, this._create(state, event)) };
   }
 
@@ -145,14 +163,26 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, state.artifacts[0]?.seq ?? Infinity);
   }
 
+  /** The end reason tag first (MLflow's FAILED does not say crashed), then the status. */
   finish(state: MlflowRunState, event: RunFinishedEvent): Work {
     return {
       operation: 'update-run',
       points: 0,
       seq: Infinity,
-      send: () => this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status]!, end_time: Math.floor(event.endTime) }),
+      send: async () => {
+        await this.mlflow.logBatch({ run_id: state.mlflowId!, tags: [{ key: RUNTEL_END_REASON_TAG, value: event.status }] });
+        await this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status], end_time: Math.floor(event.endTime) });
+      },
       killsRun: gone,
     };
+  }
+
+  /** A log-batch with only the `runtel.heartbeat` tag, for a run that sent nothing for an interval. */
+  heartbeat(state: MlflowRunState): { channel: string; work: Work } | undefined {
+    if (state.mlflowId === undefined || !Number.isFinite(this._config.heartbeatIntervalMillis)) return undefined;
+    state.beatAt = Date.now();
+    const body = { run_id: state.mlflowId, tags: [{ key: RUNTEL_HEARTBEAT_TAG, value: String(state.beatAt) }] };
+    return { channel: 'batch', work: { operation: 'heartbeat', points: 0, seq: Infinity, send: () => this.mlflow.logBatch(body), killsRun: gone } };
   }
 
   drop(state: MlflowRunState): number {
@@ -171,12 +201,23 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   // one request carrying tags at a time keeps them in order.
   private _takeBatch(state: MlflowRunState): Work | undefined {
     const c = this._config;
+    const now = Date.now();
+    // The heartbeat rides along: a run that logs steadily needs no request of its own.
+    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 2 ? 1 : 0;
     const params = state.params.splice(0, c.maxParamsPerBatch);
-    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch);
-    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length);
+    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch - beat);
+    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length - beat);
     const metrics = state.metrics.splice(0, room);
     const seqs = state.metricSeqs.splice(0, metrics.length);
     if (metrics.length === 0 && params.length === 0 && tags.length === 0) return undefined;
+    const sentTags = tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag'));
+    if (beat === 1) {
+      state.beatAt = now;
+      // One key once per batch (a queued start heartbeat may be in it already).
+      const queued = sentTags.findIndex((t) => t.key === RUNTEL_HEARTBEAT_TAG);
+      if (queued === -1) sentTags.push({ key: RUNTEL_HEARTBEAT_TAG, value: String(now) });
+      else sentTags[queued] = { key: RUNTEL_HEARTBEAT_TAG, value: String(now) };
+    }
     const carriesTags = tags.length > 0;
     if (carriesTags) state.tagsInflight = true;
     const release = (): void => {
@@ -186,7 +227,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       run_id: state.mlflowId!,
       ...(metrics.length > 0 ? { metrics } : {}),
       ...(params.length > 0 ? { params: params.map((p) => this._limit(p, c.maxParamValueLength, 'param')) } : {}),
-      ...(tags.length > 0 ? { tags: tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag')) } : {}),
+      ...(sentTags.length > 0 ? { tags: sentTags } : {}),
     };
     return {
       operation: 'log-batch',
@@ -230,7 +271,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   private _newState(runtelId: string): MlflowRunState {
     return {
-      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], artifacts: [], tagsInflight: false,
+      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], artifacts: [], tagsInflight: false, beatAt: 0,
     };
   }
 
