@@ -107,7 +107,8 @@ interface UploadHooks {
 async function upload(to: Target, runs: StoredRun[], hooks: UploadHooks): Promise<BackendFailure[]> {
   if (to === 'mlflow') {
     const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
-    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry });
+    // A replay is no sign of life: no runtel.heartbeat tags.
+    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry, heartbeatIntervalMillis: Infinity });
     return (await syncRuns(runs, backend, { onProgress: hooks.onProgress })).failures;
   }
   const { syncRunsToWandb } = await import('../../wandb/sync.js');
