@@ -38,8 +38,9 @@ export interface MlflowTargetConfig extends MlflowLimits {
   defaultExperimentName: string | undefined;
   /**
    * How often a running run's `runtel.heartbeat` tag is renewed: it rides along with a log-batch once
-   * half an interval has passed, and goes alone (`heartbeat()`) when the run sent nothing for an
-   * interval. Infinity: never (a replay of stored runs is not a sign of life).
+   * a quarter interval has passed, and goes alone (`heartbeat()`) when the run sent nothing for an
+   * interval, so it is never much more than 1.25 intervals old. Infinity: never (a replay of stored
+   * runs is not a sign of life).
    */
   heartbeatIntervalMillis: number;
 }
@@ -203,7 +204,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const c = this._config;
     const now = Date.now();
     // The heartbeat rides along: a run that logs steadily needs no request of its own.
-    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 2 ? 1 : 0;
+    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 4 ? 1 : 0;
     const params = state.params.splice(0, c.maxParamsPerBatch);
     const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch - beat);
     const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length - beat);
