@@ -62,6 +62,8 @@ export interface MlflowRunState {
   /** Every param queued for this run, so none is sent twice. */
   paramValues: Map<string, string>;
   tags: Keyed[];
+  /** runtel's own tags (heartbeat, end reason), one per key: no user writes them, so they need not wait for user tags in flight. */
+  ownTags: Keyed[];
   artifacts: Array<ArtifactEvent & { seq: number }>;
   /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
   tagsInflight: boolean;
@@ -117,7 +119,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     // The first batch says the run is alive now (a resumed run's old heartbeat would look stale).
     if (Number.isFinite(this._config.heartbeatIntervalMillis)) {
       state.beatAt = Date.now();
-      state.tags.push({ key: RUNTEL_HEARTBEAT_TAG, value: String(state.beatAt), seq: 0 });
+      setOwnTag(state, RUNTEL_HEARTBEAT_TAG, String(state.beatAt), 0);
     }
     return { state, create: () => this._remember(state, this._create(state, event)) };
   }
@@ -148,6 +150,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
         state.artifacts.push({ ...event, seq });
         return false;
       case 'run_finished':
+        // MLflow's FAILED cannot say crashed: the end reason goes first, with whatever is still queued.
+        setOwnTag(state, RUNTEL_END_REASON_TAG, event.status, seq);
         return true;
     }
   }
@@ -157,23 +161,19 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   hasQueued(state: MlflowRunState): boolean {
-    return state.metrics.length > 0 || state.params.length > 0 || state.tags.length > 0 || state.artifacts.length > 0;
+    return state.metrics.length > 0 || state.params.length > 0 || state.tags.length > 0 || state.ownTags.length > 0 || state.artifacts.length > 0;
   }
 
   queuedSeq(state: MlflowRunState): number {
-    return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, state.artifacts[0]?.seq ?? Infinity);
+    return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, minSeq(state.ownTags), state.artifacts[0]?.seq ?? Infinity);
   }
 
-  /** The end reason tag first (MLflow's FAILED does not say crashed), then the status. */
   finish(state: MlflowRunState, event: RunFinishedEvent): Work {
     return {
       operation: 'update-run',
       points: 0,
       seq: Infinity,
-      send: async () => {
-        await this.mlflow.logBatch({ run_id: state.mlflowId!, tags: [{ key: RUNTEL_END_REASON_TAG, value: event.status }] });
-        await this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status], end_time: Math.floor(event.endTime) });
-      },
+      send: () => this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status], end_time: Math.floor(event.endTime) }),
       killsRun: gone,
     };
   }
@@ -192,6 +192,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     state.metricSeqs = [];
     state.params = [];
     state.tags = [];
+    state.ownTags = [];
     state.artifacts = [];
     return dropped;
   }
@@ -204,15 +205,18 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const c = this._config;
     const now = Date.now();
     // The heartbeat rides along: a run that logs steadily needs no request of its own.
-    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 4 ? 1 : 0;
+    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 4;
+    const own = state.ownTags.splice(0);
+    const ownCount = own.length + (beat && !own.some((t) => t.key === RUNTEL_HEARTBEAT_TAG) ? 1 : 0);
     const params = state.params.splice(0, c.maxParamsPerBatch);
-    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch - beat);
-    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length - beat);
+    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch - ownCount);
+    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length - ownCount);
     const metrics = state.metrics.splice(0, room);
     const seqs = state.metricSeqs.splice(0, metrics.length);
-    if (metrics.length === 0 && params.length === 0 && tags.length === 0) return undefined;
+    if (metrics.length === 0 && params.length === 0 && tags.length === 0 && own.length === 0) return undefined;
     const sentTags = tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag'));
-    if (beat === 1) {
+    for (const t of own) sentTags.push({ key: t.key, value: t.value });
+    if (beat) {
       state.beatAt = now;
       // One key once per batch (a queued start heartbeat may be in it already).
       const queued = sentTags.findIndex((t) => t.key === RUNTEL_HEARTBEAT_TAG);
@@ -233,7 +237,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     return {
       operation: 'log-batch',
       points: metrics.length,
-      seq: Math.min(seqs[0] ?? Infinity, params[0]?.seq ?? Infinity, tags[0]?.seq ?? Infinity),
+      seq: Math.min(seqs[0] ?? Infinity, params[0]?.seq ?? Infinity, tags[0]?.seq ?? Infinity, minSeq(own)),
       send: () => this.mlflow.logBatch(body),
       killsRun: gone,
       onSent: release,
@@ -272,7 +276,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   private _newState(runtelId: string): MlflowRunState {
     return {
-      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], artifacts: [], tagsInflight: false, beatAt: 0,
+      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], ownTags: [], artifacts: [], tagsInflight: false, beatAt: 0,
     };
   }
 
@@ -373,6 +377,19 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     });
     return this._gitCommit;
   }
+}
+
+/** Queues one of runtel's own tags; a newer value of the key replaces one still queued (keeping the older seq). */
+function setOwnTag(state: MlflowRunState, key: string, value: string, seq: number): void {
+  const queued = state.ownTags.find((t) => t.key === key);
+  if (queued === undefined) state.ownTags.push({ key, value, seq });
+  else queued.value = value;
+}
+
+function minSeq(keyed: readonly Keyed[]): number {
+  let low = Infinity;
+  for (const k of keyed) if (k.seq < low) low = k.seq;
+  return low;
 }
 
 export function runIdFilter(runtelId: string): string {

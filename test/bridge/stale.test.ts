@@ -39,7 +39,9 @@ function records(runId: string) {
   };
 }
 
-async function send(bridge: RuntelBridge, ...recs: ReturnType<ReturnType<typeof records>['start']>[]): Promise<void> {
+type OtlpRecord = { eventName: string; timeUnixNano: string; attributes: Record<string, unknown> };
+
+async function send(bridge: RuntelBridge, ...recs: OtlpRecord[]): Promise<void> {
   const response = await post(`${bridge.url}/v1/logs`, jsonLogs(recs), JSON_TYPE);
   expect(response.status).toBe(200);
 }
