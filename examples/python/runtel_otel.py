@@ -17,7 +17,10 @@ What it writes, per run:
 * log records in the run span's context, their type in the record's ``event_name`` field:
   ``ml.run.start`` (identity, params, tags), ``ml.params`` / ``ml.tags`` (later or overflowing
   params and tags), ``ml.metric`` (one record per point: ``ml.metric.key``, ``ml.metric.value``,
-  ``ml.metric.step``, at the point's time), ``ml.run.end`` (``ml.run.status``, ``exception.*``);
+  ``ml.metric.step``, at the point's time), ``ml.run.end`` (``ml.run.status``, ``exception.*``),
+  ``ml.run.heartbeat`` (``ml.run.id``) when a running run emitted nothing else for
+  ``RUNTEL_HEARTBEAT_INTERVAL_MILLIS`` (default 30000), so the bridge can tell a quiet run from one
+  whose process died (it finishes those ``crashed``);
 * metrics for dashboards: gauges ``ml.metric`` (latest value per run and key) and ``ml.run.step``,
   counter ``ml.runs`` and histogram ``ml.run.duration`` (seconds), by status.
 
@@ -73,7 +76,8 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 SCOPE_NAME = "runtel"
 SCOPE_VERSION = "0.1.0-python"
 
-STATUSES = ("success", "failed", "killed")
+STATUSES = ("success", "failed", "killed", "crashed")
+DEFAULT_HEARTBEAT_INTERVAL_MS = 30000
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 14400, 28800, 86400)
 INT64_LIMIT = 2**63
 
@@ -84,6 +88,20 @@ INT64_LIMIT = 2**63
 _LOG_RECORD_PARAMS = set(inspect.signature(ApiLogRecord.__init__).parameters)
 HAS_EVENT_NAME = "event_name" in _LOG_RECORD_PARAMS
 _HAS_CONTEXT = "context" in _LOG_RECORD_PARAMS
+
+
+def _heartbeat_interval(option: Optional[float]) -> float:
+    """The option, else ``RUNTEL_HEARTBEAT_INTERVAL_MILLIS``, else 30000; anything but a number above 0 is an error naming it."""
+    name, raw = ("heartbeat_interval_ms", option) if option is not None else ("RUNTEL_HEARTBEAT_INTERVAL_MILLIS", (os.environ.get("RUNTEL_HEARTBEAT_INTERVAL_MILLIS") or "").strip() or None)
+    if raw is None:
+        return DEFAULT_HEARTBEAT_INTERVAL_MS
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value > 0:
+        raise ValueError(f"{name} must be a number of milliseconds greater than 0, got {raw!r}")
+    return value
 
 
 def new_run_id() -> str:
@@ -188,6 +206,9 @@ class Run:
         self._span_budget = 89
         self._span_keys: set[str] = set()
         self._dropped = {"ml.param.": 0, "ml.tag.": 0}
+        # Heartbeats: something was emitted since the heartbeat thread last looked, and since when it saw none.
+        self._active = False
+        self._quiet_since = time.monotonic()
 
         identity: dict[str, Any] = {
             "ml.run.id": self.id,
@@ -214,6 +235,7 @@ class Run:
             self._span_attr(key, value)
         self._emit("ml.run.start", attrs, self._start_ns)
         self._emit_split(rest, self._start_ns)
+        otel._run_started(self)
 
     # -- logging ------------------------------------------------------------------------------
 
@@ -279,7 +301,7 @@ class Run:
         if status == "success":
             self.span.set_status(Status(StatusCode.OK))
         else:
-            description = "killed" if status == "killed" else (f"{type(error).__name__}: {error}" if error is not None else "failed")
+            description = status if status in ("killed", "crashed") else (f"{type(error).__name__}: {error}" if error is not None else "failed")
             if error is not None:
                 self.span.record_exception(error, timestamp=end_ns, escaped=True)
             self.span.set_status(Status(StatusCode.ERROR, description))
@@ -321,15 +343,21 @@ class Run:
                 self._emit(event, {"ml.run.id": self.id, **dict(items[i : i + per_record])}, ts)
 
     def _emit(self, event_name: str, attributes: dict[str, Any], ts: int) -> None:
+        self._active = True
         self._otel._emit(self, event_name, attributes, ts)
 
 
 class RuntelOtel:
     """Tracer, logger and meter providers exporting OTLP/HTTP (protobuf) per the standard env."""
 
-    def __init__(self, experiment: str, *, record_attribute_limit: int = 128, metric_export_interval_ms: Optional[int] = None):
+    def __init__(self, experiment: str, *, record_attribute_limit: int = 128, metric_export_interval_ms: Optional[int] = None, heartbeat_interval_ms: Optional[float] = None):
         self.experiment = experiment
         self.record_attribute_limit = record_attribute_limit
+        self.heartbeat_interval_ms = _heartbeat_interval(heartbeat_interval_ms)
+        self._open_runs: set[Run] = set()
+        self._runs_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heartbeats: Optional[threading.Thread] = None
         resource = Resource.create(self._resource_attributes(experiment))
         self.tracer_provider = TracerProvider(resource=resource)
         self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
@@ -375,6 +403,9 @@ class RuntelOtel:
 
     def shutdown(self) -> None:
         """Flushes and shuts the providers down (spans first, so a run's span leaves with its records)."""
+        self._stop.set()
+        if self._heartbeats is not None:
+            self._heartbeats.join()
         self.force_flush()
         self.tracer_provider.shutdown()
         self.logger_provider.shutdown()
@@ -417,7 +448,32 @@ class RuntelOtel:
             items = list(self._gauge_steps.items())
         return [Observation(step, {"ml.run.id": rid, "ml.run.name": rname, "ml.experiment.name": exp}) for (rid, rname, exp), step in items]
 
+    def _run_started(self, run: Run) -> None:
+        with self._runs_lock:
+            self._open_runs.add(run)
+            if self._heartbeats is None and not self._stop.is_set() and math.isfinite(self.heartbeat_interval_ms):
+                self._heartbeats = threading.Thread(target=self._beat, name="runtel-heartbeats", daemon=True)
+                self._heartbeats.start()
+
+    def _beat(self) -> None:
+        """Every quarter interval: a run that emitted nothing for an interval gets an ``ml.run.heartbeat``."""
+        interval = self.heartbeat_interval_ms / 1000
+        while not self._stop.wait(interval / 4):
+            now = time.monotonic()
+            with self._runs_lock:
+                runs = list(self._open_runs)
+            for run in runs:
+                if run._active:
+                    run._active = False
+                    run._quiet_since = now
+                elif now - run._quiet_since >= interval and run.status is None:
+                    run._quiet_since = now
+                    self._emit(run, "ml.run.heartbeat", {"ml.run.id": run.id}, time.time_ns())
+                    run._active = False
+
     def _run_finished(self, run: Run, status: str, seconds: float) -> None:
+        with self._runs_lock:
+            self._open_runs.discard(run)
         attrs = {"ml.run.status": status, "ml.experiment.name": run.experiment}
         self._runs_counter.add(1, attrs)
         self._duration.record(max(seconds, 0.0), attrs)

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { BackendErrorHandler } from '../core/errors.js';
 import { getBooleanFromEnv, getNumberFromEnv, getStringFromEnv } from '../core/env.js';
+import { heartbeatInterval, staleAfterFromEnv } from '../core/liveness.js';
 import { MlflowBackend } from '../mlflow/MlflowBackend.js';
 import type { MlflowBackendOptions } from '../mlflow/MlflowBackend.js';
 import type { WandbBackendOptions } from '../wandb/WandbBackend.js';
@@ -82,6 +83,17 @@ export interface BridgeOptions {
   maxSeenPoints?: number;
   /** How long `close()` keeps delivering what was taken. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
   flushTimeoutMillis?: number;
+  /**
+   * The heartbeat interval the emitters use (runtel's emit `ml.run.heartbeat` when quiet for this
+   * long). Default: env `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000.
+   */
+  heartbeatIntervalMillis?: number;
+  /**
+   * An open run for which nothing (record, span or heartbeat) arrived this long is finished
+   * `crashed` in every target, once. At least 2 heartbeat intervals. Default: env
+   * `RUNTEL_BRIDGE_STALE_AFTER_MILLIS`, else 3 heartbeat intervals (90 s).
+   */
+  staleAfterMillis?: number;
   /** Target failures (default: one line on stderr per kind). */
   onError?: BackendErrorHandler;
   /** Where the bridge's own lines go (default: stderr). Never given tokens or headers. */
@@ -110,6 +122,8 @@ export class RuntelBridge {
   readonly host: string;
   /** The targets, described without credentials (`MLflow http://…`). */
   readonly targets: string[];
+  /** How long a silent run is given before it is finished `crashed`. */
+  readonly staleAfterMillis: number;
   private readonly _ingest: Ingest;
   private readonly _http: HttpReceiver;
   private readonly _grpc: GrpcReceiver | undefined;
@@ -128,6 +142,8 @@ export class RuntelBridge {
       );
     }
     const maxQueuedPoints = positive(options.maxQueuedPoints ?? DEFAULT_MAX_QUEUED_POINTS, 'maxQueuedPoints');
+    const heartbeatName = options.heartbeatIntervalMillis === undefined ? undefined : 'heartbeatIntervalMillis';
+    this.staleAfterMillis = staleAfterFromEnv(options.staleAfterMillis, 'staleAfterMillis', 'RUNTEL_BRIDGE_STALE_AFTER_MILLIS', heartbeatInterval(options.heartbeatIntervalMillis), heartbeatName);
     const retryAfterSeconds = positive(options.retryAfterSeconds ?? 5, 'retryAfterSeconds');
     const targets = options.targets ?? bridgeTargetsFromEnv({ ...options, maxQueuedPoints });
     if (targets.length === 0) {
@@ -149,6 +165,7 @@ export class RuntelBridge {
       maxQueuedPoints,
       retryAfterSeconds,
       ackTimeoutMillis: positive(options.ackTimeoutMillis ?? getNumberFromEnv('RUNTEL_BRIDGE_ACK_TIMEOUT_MILLIS') ?? 8000, 'ackTimeoutMillis (RUNTEL_BRIDGE_ACK_TIMEOUT_MILLIS)'),
+      staleAfterMillis: this.staleAfterMillis,
     });
     const codec = new OtlpCodec();
     const bearer = new BearerToken(token);

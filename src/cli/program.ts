@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { bridgeCommand } from './commands/bridge.js';
 import { demoCommand } from './commands/demo.js';
 import { lsCommand } from './commands/ls.js';
+import { reapCommand } from './commands/reap.js';
 import { showCommand } from './commands/show.js';
 import { syncCommand } from './commands/sync.js';
 import { helpText } from './shared.js';
@@ -39,6 +40,7 @@ export function createProgram(): Command {
     .addCommand(lsCommand())
     .addCommand(showCommand())
     .addCommand(syncCommand())
+    .addCommand(reapCommand())
     .addCommand(bridgeCommand());
 }
 

@@ -84,7 +84,7 @@ export function keyMetrics(record: RunRecord, parent: RunRecord | undefined, max
     .map((key) => [key, latest[key]!]);
 }
 
-const STATUS_COLORS = { success: 'green', failed: 'red', killed: 'yellow', running: 'cyan' } as const;
+const STATUS_COLORS = { success: 'green', failed: 'red', killed: 'yellow', crashed: 'magenta', running: 'cyan' } as const;
 
 export function statusText(status: RunStatus, color: boolean): string {
   return paint(status, STATUS_COLORS[status], color);

@@ -26,7 +26,7 @@ export interface RunInit {
   lastStep?: number;
 }
 
-const FINAL_STATUSES: ReadonlySet<string> = new Set(['success', 'failed', 'killed']);
+const FINAL_STATUSES: ReadonlySet<string> = new Set(['success', 'failed', 'killed', 'crashed']);
 
 export function newRunId(): string {
   return randomBytes(16).toString('hex');
@@ -155,7 +155,7 @@ export class RunHandle implements Run {
   finish(status: FinalRunStatus = 'success', error?: unknown): Promise<void> {
     if (this._finished !== undefined) return this._finished;
     if (!FINAL_STATUSES.has(status)) {
-      throw new TypeError(`finish status must be 'success', 'failed' or 'killed', got ${JSON.stringify(status)}`);
+      throw new TypeError(`finish status must be 'success', 'failed', 'killed' or 'crashed', got ${JSON.stringify(status)}`);
     }
     this._status = status;
     const event: RunEvent = { type: 'run_finished', runId: this.id, endTime: Date.now(), status };

@@ -1,8 +1,12 @@
 // The public run protocol: what training code sees. Implementations live elsewhere
 // (core/RunHandle.ts, core/BackendLogger.ts); backends implement core/RunBackend.ts.
 
-/** A run's lifecycle state. Terminal states map to MLflow FINISHED / FAILED / KILLED. */
-export type RunStatus = 'running' | 'success' | 'failed' | 'killed';
+/**
+ * A run's lifecycle state. Terminal states map to MLflow FINISHED / FAILED / KILLED; `crashed` (the
+ * process died without finishing the run, found by whoever noticed) is FAILED with the tag
+ * `runtel.end_reason=crashed`.
+ */
+export type RunStatus = 'running' | 'success' | 'failed' | 'killed' | 'crashed';
 
 /** The states a run may be finished with. */
 export type FinalRunStatus = Exclude<RunStatus, 'running'>;
@@ -74,7 +78,8 @@ export interface Run extends AsyncDisposable {
   logModel(model: ModelInput, options?: LogModelOptions): void;
   /**
    * Finishes the run (idempotent: later calls return the first call's promise). Resolves when every
-   * backend has the final state, or when the flush deadline has passed.
+   * backend has the final state, or when the flush deadline has passed. `crashed` is for a
+   * supervisor that saw the run's process die (the process itself cannot say it).
    */
   finish(status?: FinalRunStatus, error?: unknown): Promise<void>;
 }

@@ -12,6 +12,7 @@ import type { RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events
 import type { BackendFailure } from '../core/errors.js';
 import { DeliveryReports } from './DeliveryReports.js';
 import { flushTimeoutFromEnv } from '../core/env.js';
+import { heartbeatInterval } from '../core/liveness.js';
 import type { DeliveryTarget, StartedRun, Work } from './DeliveryTarget.js';
 import { newSlot, pendingSeq, settleWaiters } from './RunSlot.js';
 import type { Slot } from './RunSlot.js';
@@ -56,7 +57,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       maxConcurrentRequests: options.maxConcurrentRequests ?? Number.POSITIVE_INFINITY,
       maxDoneRuns: options.maxDoneRuns ?? 1000,
       flushTimeoutMillis: options.flushTimeoutMillis ?? flushTimeoutFromEnv(),
-      heartbeatIntervalMillis: options.heartbeatIntervalMillis ?? 30_000,
+      heartbeatIntervalMillis: heartbeatInterval(options.heartbeatIntervalMillis),
     };
     for (const [key, value] of Object.entries(this._config)) {
       if (!(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);

@@ -13,7 +13,10 @@ export interface DeliveryOptions {
   maxDoneRuns?: number;
   /** How long `shutdown()` keeps delivering. Default: env `RUNTEL_FLUSH_TIMEOUT_MILLIS`, else 5000. */
   flushTimeoutMillis?: number;
-  /** A running run with nothing sent for this long gets a heartbeat (when the target has one). Default 30000. */
+  /**
+   * A running run with nothing sent for this long gets a heartbeat (when the target has one).
+   * Default: env `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000; a value that is not a number above 0 is an error.
+   */
   heartbeatIntervalMillis?: number;
   /** Told when a request with metric points was delivered. */
   onDelivered?: (points: number) => void;

@@ -8,10 +8,11 @@ import type { TargetStats } from '../delivery/DeliveryBackend.js';
 import type { TargetError } from '../delivery/TargetError.js';
 import { MlflowClient, isMissing } from './MlflowClient.js';
 import type { MlflowClientOptions } from './MlflowClient.js';
-import { MlflowTarget, RUNTEL_RUN_ID_TAG, runIdFilter } from './MlflowTarget.js';
+import { heartbeatInterval } from '../core/liveness.js';
+import { MlflowTarget, RUNTEL_END_REASON_TAG, RUNTEL_HEARTBEAT_TAG, RUNTEL_RUN_ID_TAG, runIdFilter } from './MlflowTarget.js';
 import type { MlflowRunState } from './MlflowTarget.js';
 
-export { RUNTEL_RUN_ID_TAG } from './MlflowTarget.js';
+export { RUNTEL_END_REASON_TAG, RUNTEL_HEARTBEAT_TAG, RUNTEL_RUN_ID_TAG } from './MlflowTarget.js';
 
 export interface MlflowBackendOptions extends MlflowClientOptions {
   /** Sends queued data at least this often. Default 500 (points show up in MLflow within about a second). */
@@ -38,6 +39,12 @@ export interface MlflowBackendOptions extends MlflowClientOptions {
   findExistingRuns?: boolean;
   /** MLflow experiment for runs whose experiment is runtel's `default`. Default: env `MLFLOW_EXPERIMENT_NAME`. */
   defaultExperimentName?: string;
+  /**
+   * A running run's `runtel.heartbeat` tag (milliseconds since the epoch) is renewed this often: in
+   * a log-batch it sends anyway, or alone when it sent nothing for the interval. `runtel reap
+   * --mlflow` reads it. Default: env `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000.
+   */
+  heartbeatIntervalMillis?: number;
   /** Told when a request with metric points was delivered (progress). */
   onDelivered?: (points: number) => void;
   /** Told before each retry (the backend also reports the first retry of an outage). */
@@ -55,6 +62,7 @@ export class MlflowBackend extends DeliveryBackend<MlflowRunState> {
   constructor(options: MlflowBackendOptions = {}) {
     const client = new MlflowClient(options);
     const maxConcurrentRequests = options.maxConcurrentRequests ?? 2;
+    const heartbeatIntervalMillis = heartbeatInterval(options.heartbeatIntervalMillis);
     const target = new MlflowTarget(client, {
       maxMetricsPerBatch: options.maxMetricsPerBatch ?? 1000,
       maxParamsPerBatch: options.maxParamsPerBatch ?? 100,
@@ -65,10 +73,12 @@ export class MlflowBackend extends DeliveryBackend<MlflowRunState> {
       maxConcurrentRequests,
       findExistingRuns: options.findExistingRuns ?? false,
       defaultExperimentName: options.defaultExperimentName ?? getStringFromEnv('MLFLOW_EXPERIMENT_NAME'),
+      heartbeatIntervalMillis,
     });
     super(target, {
       flushIntervalMillis: options.flushIntervalMillis ?? 500,
       maxConcurrentRequests,
+      heartbeatIntervalMillis,
       ...(options.maxQueuedPoints !== undefined ? { maxQueuedPoints: options.maxQueuedPoints } : {}),
       ...(options.maxDoneRuns !== undefined ? { maxDoneRuns: options.maxDoneRuns } : {}),
       ...(options.flushTimeoutMillis !== undefined ? { flushTimeoutMillis: options.flushTimeoutMillis } : {}),
@@ -116,7 +126,7 @@ export class MlflowBackend extends DeliveryBackend<MlflowRunState> {
       status: 'running',
       startTime: Number(run.info.start_time ?? Date.now()),
       params: Object.fromEntries((run.data.params ?? []).map((p) => [p.key, p.value])),
-      tags: Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('mlflow.') && k !== RUNTEL_RUN_ID_TAG)),
+      tags: Object.fromEntries(Object.entries(tags).filter(([k]) => !k.startsWith('mlflow.') && k !== RUNTEL_RUN_ID_TAG && k !== RUNTEL_HEARTBEAT_TAG && k !== RUNTEL_END_REASON_TAG)),
       metrics: {},
       artifacts: [],
       lastStep: Math.max(-1, ...(run.data.metrics ?? []).map((m) => Number(m.step))),

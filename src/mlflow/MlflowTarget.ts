@@ -6,6 +6,7 @@ import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
 import type { ArtifactEvent, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
+import type { FinalRunStatus } from '../core/types.js';
 import { listFiles, relativeName } from '../core/artifacts.js';
 import type { DeliveryContext, DeliveryTarget, StartedRun, Work } from '../delivery/DeliveryTarget.js';
 import { redactUrl } from '../delivery/HttpClient.js';
@@ -13,7 +14,11 @@ import { MlflowError, isMissing, toMlflowMetricValue } from './MlflowClient.js';
 import type { MlflowKeyValue, MlflowMetric, MlflowRunStatus , MlflowClient} from './MlflowClient.js';
 
 export const RUNTEL_RUN_ID_TAG = 'runtel.run_id';
-const STATUS: Record<string, MlflowRunStatus> = { success: 'FINISHED', failed: 'FAILED', killed: 'KILLED' };
+/** Milliseconds since the epoch when the run last showed it was alive (see `heartbeatIntervalMillis`). */
+export const RUNTEL_HEARTBEAT_TAG = 'runtel.heartbeat';
+/** Why the run ended: runtel's status (`success`, `failed`, `killed`, `crashed`); MLflow's own status cannot say `crashed`. */
+export const RUNTEL_END_REASON_TAG = 'runtel.end_reason';
+const STATUS: Record<FinalRunStatus, MlflowRunStatus> = { success: 'FINISHED', failed: 'FAILED', killed: 'KILLED', crashed: 'FAILED' };
 
 export interface MlflowLimits {
   maxMetricsPerBatch: number;
@@ -31,6 +36,13 @@ export interface MlflowTargetConfig extends MlflowLimits {
   findExistingRuns: boolean;
   /** MLflow experiment for runs whose experiment is runtel's `default`. */
   defaultExperimentName: string | undefined;
+  /**
+   * How often a running run's `runtel.heartbeat` tag is renewed: it rides along with a log-batch once
+   * a quarter interval has passed, and goes alone (`heartbeat()`) when the run sent nothing for an
+   * interval, so it is never much more than 1.25 intervals old. Infinity: never (a replay of stored
+   * runs is not a sign of life).
+   */
+  heartbeatIntervalMillis: number;
 }
 
 interface Keyed extends MlflowKeyValue {
@@ -50,9 +62,13 @@ export interface MlflowRunState {
   /** Every param queued for this run, so none is sent twice. */
   paramValues: Map<string, string>;
   tags: Keyed[];
+  /** runtel's own tags (heartbeat, end reason), one per key: no user writes them, so they need not wait for user tags in flight. */
+  ownTags: Keyed[];
   artifacts: Array<ArtifactEvent & { seq: number }>;
   /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
   tagsInflight: boolean;
+  /** When the last `runtel.heartbeat` tag was taken for sending. */
+  beatAt: number;
 }
 
 /** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
@@ -100,6 +116,11 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     state.started = event;
     this._queueParams(state, event.params, 0);
     for (const [key, value] of Object.entries(event.tags)) state.tags.push({ key, value, seq: 0 });
+    // The first batch says the run is alive now (a resumed run's old heartbeat would look stale).
+    if (Number.isFinite(this._config.heartbeatIntervalMillis)) {
+      state.beatAt = Date.now();
+      setOwnTag(state, RUNTEL_HEARTBEAT_TAG, String(state.beatAt), 0);
+    }
     return { state, create: () => this._remember(state, this._create(state, event)) };
   }
 
@@ -129,6 +150,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
         state.artifacts.push({ ...event, seq });
         return false;
       case 'run_finished':
+        // MLflow's FAILED cannot say crashed: the end reason goes first, with whatever is still queued.
+        setOwnTag(state, RUNTEL_END_REASON_TAG, event.status, seq);
         return true;
     }
   }
@@ -138,11 +161,11 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   hasQueued(state: MlflowRunState): boolean {
-    return state.metrics.length > 0 || state.params.length > 0 || state.tags.length > 0 || state.artifacts.length > 0;
+    return state.metrics.length > 0 || state.params.length > 0 || state.tags.length > 0 || state.ownTags.length > 0 || state.artifacts.length > 0;
   }
 
   queuedSeq(state: MlflowRunState): number {
-    return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, state.artifacts[0]?.seq ?? Infinity);
+    return Math.min(state.metricSeqs[0] ?? Infinity, state.params[0]?.seq ?? Infinity, state.tags[0]?.seq ?? Infinity, minSeq(state.ownTags), state.artifacts[0]?.seq ?? Infinity);
   }
 
   finish(state: MlflowRunState, event: RunFinishedEvent): Work {
@@ -150,9 +173,17 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       operation: 'update-run',
       points: 0,
       seq: Infinity,
-      send: () => this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status]!, end_time: Math.floor(event.endTime) }),
+      send: () => this.mlflow.updateRun({ run_id: state.mlflowId!, status: STATUS[event.status], end_time: Math.floor(event.endTime) }),
       killsRun: gone,
     };
+  }
+
+  /** A log-batch with only the `runtel.heartbeat` tag, for a run that sent nothing for an interval. */
+  heartbeat(state: MlflowRunState): { channel: string; work: Work } | undefined {
+    if (state.mlflowId === undefined || !Number.isFinite(this._config.heartbeatIntervalMillis)) return undefined;
+    state.beatAt = Date.now();
+    const body = { run_id: state.mlflowId, tags: [{ key: RUNTEL_HEARTBEAT_TAG, value: String(state.beatAt) }] };
+    return { channel: 'batch', work: { operation: 'heartbeat', points: 0, seq: Infinity, send: () => this.mlflow.logBatch(body), killsRun: gone } };
   }
 
   drop(state: MlflowRunState): number {
@@ -161,6 +192,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     state.metricSeqs = [];
     state.params = [];
     state.tags = [];
+    state.ownTags = [];
     state.artifacts = [];
     return dropped;
   }
@@ -171,12 +203,26 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   // one request carrying tags at a time keeps them in order.
   private _takeBatch(state: MlflowRunState): Work | undefined {
     const c = this._config;
+    const now = Date.now();
+    // The heartbeat rides along: a run that logs steadily needs no request of its own.
+    const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 4;
+    const own = state.ownTags.splice(0);
+    const ownCount = own.length + (beat && !own.some((t) => t.key === RUNTEL_HEARTBEAT_TAG) ? 1 : 0);
     const params = state.params.splice(0, c.maxParamsPerBatch);
-    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch);
-    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length);
+    const tags = state.tagsInflight ? [] : state.tags.splice(0, c.maxTagsPerBatch - ownCount);
+    const room = Math.min(c.maxMetricsPerBatch, c.maxEntitiesPerBatch - params.length - tags.length - ownCount);
     const metrics = state.metrics.splice(0, room);
     const seqs = state.metricSeqs.splice(0, metrics.length);
-    if (metrics.length === 0 && params.length === 0 && tags.length === 0) return undefined;
+    if (metrics.length === 0 && params.length === 0 && tags.length === 0 && own.length === 0) return undefined;
+    const sentTags = tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag'));
+    for (const t of own) sentTags.push({ key: t.key, value: t.value });
+    if (beat) {
+      state.beatAt = now;
+      // One key once per batch (a queued start heartbeat may be in it already).
+      const queued = sentTags.findIndex((t) => t.key === RUNTEL_HEARTBEAT_TAG);
+      if (queued === -1) sentTags.push({ key: RUNTEL_HEARTBEAT_TAG, value: String(now) });
+      else sentTags[queued] = { key: RUNTEL_HEARTBEAT_TAG, value: String(now) };
+    }
     const carriesTags = tags.length > 0;
     if (carriesTags) state.tagsInflight = true;
     const release = (): void => {
@@ -186,12 +232,12 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       run_id: state.mlflowId!,
       ...(metrics.length > 0 ? { metrics } : {}),
       ...(params.length > 0 ? { params: params.map((p) => this._limit(p, c.maxParamValueLength, 'param')) } : {}),
-      ...(tags.length > 0 ? { tags: tags.map((t) => this._limit(t, c.maxTagValueLength, 'tag')) } : {}),
+      ...(sentTags.length > 0 ? { tags: sentTags } : {}),
     };
     return {
       operation: 'log-batch',
       points: metrics.length,
-      seq: Math.min(seqs[0] ?? Infinity, params[0]?.seq ?? Infinity, tags[0]?.seq ?? Infinity),
+      seq: Math.min(seqs[0] ?? Infinity, params[0]?.seq ?? Infinity, tags[0]?.seq ?? Infinity, minSeq(own)),
       send: () => this.mlflow.logBatch(body),
       killsRun: gone,
       onSent: release,
@@ -230,7 +276,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   private _newState(runtelId: string): MlflowRunState {
     return {
-      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], artifacts: [], tagsInflight: false,
+      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], ownTags: [], artifacts: [], tagsInflight: false, beatAt: 0,
     };
   }
 
@@ -331,6 +377,19 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     });
     return this._gitCommit;
   }
+}
+
+/** Queues one of runtel's own tags; a newer value of the key replaces one still queued (keeping the older seq). */
+function setOwnTag(state: MlflowRunState, key: string, value: string, seq: number): void {
+  const queued = state.ownTags.find((t) => t.key === key);
+  if (queued === undefined) state.ownTags.push({ key, value, seq });
+  else queued.value = value;
+}
+
+function minSeq(keyed: readonly Keyed[]): number {
+  let low = Infinity;
+  for (const k of keyed) if (k.seq < low) low = k.seq;
+  return low;
 }
 
 export function runIdFilter(runtelId: string): string {

@@ -15,6 +15,7 @@ import type { RunBackend } from '../core/RunBackend.js';
 import type { ArtifactEvent, MetricsEvent, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
 import { getNumberFromEnv } from '../core/env.js';
+import { heartbeatInterval } from '../core/liveness.js';
 import { sha256Of } from '../core/artifacts.js';
 import {
   ATTR_ARTIFACT_ERROR,
@@ -32,6 +33,7 @@ import {
   ATTR_RUN_STATUS,
   EVENT_ARTIFACT,
   EVENT_METRIC,
+  EVENT_RUN_HEARTBEAT,
   RUNTEL_SCOPE,
 } from './conventions.js';
 import { processDeliveryStats } from './CountingBatchLogRecordProcessor.js';
@@ -61,6 +63,10 @@ interface RunState {
   pendingArtifacts: Set<Promise<void>>;
   /** Settles once the run's end is emitted (it waits for its artifacts' hashes). */
   ended: Promise<void> | undefined;
+  /** Something was emitted since the heartbeat timer last looked (one store on the hot path, nothing more). */
+  active: boolean;
+  /** Since when the heartbeat timer has seen the run quiet (or last sent a heartbeat for it). */
+  quietSince: number;
 }
 
 interface Instruments {
@@ -94,9 +100,12 @@ export class OtelBackend implements RunBackend {
   /** Provider flushes not settled yet, by signal (for the "did not finish" message). */
   private readonly _flushing = new Map<OtelSignal, number>();
   private _instruments: Instruments | undefined;
+  private readonly _heartbeatMillis: number;
+  private _heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OtelBackendOptions = {}) {
     this._options = options;
+    this._heartbeatMillis = heartbeatInterval(options.heartbeatIntervalMillis);
     this._spanLimit = countLimit(options.spanAttributeCountLimit, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT');
     this._recordLimit = countLimit(options.logRecordAttributeCountLimit, 'OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT');
     this._delivery = options.delivery ?? { deliveryStats: processDeliveryStats };
@@ -116,6 +125,7 @@ export class OtelBackend implements RunBackend {
       case 'params': {
         const run = this._runs.get(event.runId);
         if (run === undefined) return;
+        run.active = true;
         run.budget.params(run.span, event.params);
         this._instruments!.records.params(run.ctx, run.id, event.params, event.time);
         return;
@@ -123,6 +133,7 @@ export class OtelBackend implements RunBackend {
       case 'tags': {
         const run = this._runs.get(event.runId);
         if (run === undefined) return;
+        run.active = true;
         run.budget.tags(run.span, event.tags);
         this._instruments!.records.tags(run.ctx, run.id, event.tags, event.time);
         return;
@@ -161,6 +172,8 @@ export class OtelBackend implements RunBackend {
 
   /** Flushes; shuts down the providers runtel started (their shutdown flushes, and gives up at the first failed export). */
   async shutdown(): Promise<void> {
+    clearInterval(this._heartbeatTimer);
+    this._heartbeatTimer = undefined;
     try {
       if (this._options.ownedSdk === undefined) {
         await this.forceFlush();
@@ -212,6 +225,7 @@ export class OtelBackend implements RunBackend {
     const ctx = run.ctx;
     const runId = run.id;
     const latestByKey = run.metrics.latest;
+    run.active = true;
     for (const key in values) {
       const value = values[key]!;
       if (gate === undefined || gate.hasRoom()) {
@@ -263,8 +277,11 @@ export class OtelBackend implements RunBackend {
       budget: new SpanAttributeBudget(this._spanLimit),
       pendingArtifacts: new Set(),
       ended: undefined,
+      active: false,
+      quietSince: Date.now(),
     };
     this._runs.set(run.id, run);
+    this._ensureHeartbeats();
     run.budget.params(span, event.params);
     run.budget.tags(span, event.tags);
     records.start(run.ctx, run.id, identity, event.params, event.tags, event.startTime);
@@ -273,6 +290,7 @@ export class OtelBackend implements RunBackend {
   private _onArtifact(event: ArtifactEvent): void {
     const run = this._runs.get(event.runId);
     if (run === undefined) return;
+    run.active = true;
     // Hashing reads the file: emit when the hash is ready; forceFlush and the run's end wait for it.
     const work = sha256Of(event.path).then(
       (sha256) => this._emitArtifact(run, event, { [ATTR_ARTIFACT_SHA256]: sha256 }),
@@ -298,7 +316,11 @@ export class OtelBackend implements RunBackend {
 
   private _onFinished(event: RunFinishedEvent): void {
     const run = this._runs.get(event.runId);
-    if (run === undefined) return;
+    if (run === undefined) {
+      // A supervisor that saw another process's run die says so: its ml.run.end is all there is.
+      if (event.status === 'crashed') this._ensureInstruments().records.end(ROOT_CONTEXT, event.runId, event.status, event.error, event.endTime);
+      return;
+    }
     this._runs.delete(run.id);
     this._finished.set(run.id, run);
     if (this._finished.size > 1000) this._finished.delete(this._finished.keys().next().value!);
@@ -324,10 +346,37 @@ export class OtelBackend implements RunBackend {
     }
     if (event.status === 'success') span.setStatus({ code: SpanStatusCode.OK });
     else if (event.status === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? 'failed' : `${error.type}: ${error.message}` });
-    else span.setStatus({ code: SpanStatusCode.ERROR, message: 'killed' });
+    else span.setStatus({ code: SpanStatusCode.ERROR, message: event.status });
     records.end(run.ctx, run.id, event.status, error, event.endTime);
     span.end(event.endTime);
     gauges.finished(run.metrics, event.status, run.experiment, event.endTime - run.startTime);
+  }
+
+  // ---- heartbeats ----
+
+  /** One timer for all runs, looking every quarter interval; never keeps the process alive. */
+  private _ensureHeartbeats(): void {
+    if (this._heartbeatTimer !== undefined || !Number.isFinite(this._heartbeatMillis)) return;
+    this._heartbeatTimer = setInterval(() => this._beat(), Math.max(1, this._heartbeatMillis / 4));
+    this._heartbeatTimer.unref();
+  }
+
+  private _beat(): void {
+    if (this._runs.size === 0) {
+      clearInterval(this._heartbeatTimer);
+      this._heartbeatTimer = undefined;
+      return;
+    }
+    const now = Date.now();
+    for (const run of this._runs.values()) {
+      if (run.active) {
+        run.active = false;
+        run.quietSince = now;
+      } else if (now - run.quietSince >= this._heartbeatMillis) {
+        run.quietSince = now;
+        this._instruments!.records.emit(run.ctx, EVENT_RUN_HEARTBEAT, now, { [ATTR_RUN_ID]: run.id });
+      }
+    }
   }
 
   // ---- setup and bookkeeping ----

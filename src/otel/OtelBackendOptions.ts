@@ -41,6 +41,12 @@ export interface OtelBackendOptions {
    * call. Default: one warning line on stderr.
    */
   onUndelivered?: (undelivered: number, stats: DeliveryStats) => void;
+  /**
+   * A running run that emitted nothing for this long emits an `ml.run.heartbeat` record, so a
+   * consumer (the bridge) can tell a quiet run from a dead one. Default: env
+   * `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000; a value that is not a number above 0 is an error.
+   */
+  heartbeatIntervalMillis?: number;
   /** Providers runtel started itself (`startOtel`): shut down with the backend. */
   ownedSdk?: { shutdown(): Promise<void> };
 }

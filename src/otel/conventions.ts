@@ -15,7 +15,7 @@ export const ATTR_EXPERIMENT_NAME = 'ml.experiment.name';
 export const ATTR_RUN_PARENT_ID = 'ml.run.parent_id';
 /** `true` when this span/record continues an earlier run (`startRun({ runId })`). */
 export const ATTR_RUN_RESUMED = 'ml.run.resumed';
-/** Final status: `success`, `failed` or `killed`. */
+/** Final status: `success`, `failed`, `killed` or `crashed` (the process died without finishing the run; written by whoever noticed). */
 export const ATTR_RUN_STATUS = 'ml.run.status';
 
 // ---- Params, tags, metric summaries ----
@@ -69,6 +69,8 @@ export const EVENT_TAGS = 'ml.tags';
 export const EVENT_METRIC = 'ml.metric';
 export const EVENT_ARTIFACT = 'ml.artifact';
 export const EVENT_RUN_END = 'ml.run.end';
+/** A running run that emitted nothing else for a heartbeat interval shows it is alive (attributes: `ml.run.id`). */
+export const EVENT_RUN_HEARTBEAT = 'ml.run.heartbeat';
 
 // ---- Instruments ----
 /** Gauge: each (run, key)'s latest value. Attributes: ml.metric.key, ml.run.id, ml.run.name, ml.experiment.name. */

@@ -30,7 +30,10 @@ export interface WandbBackendOptions extends WandbClientOptions {
   mode?: WandbMode;
   /** Sends queued rows and the summary at least this often. Default 2000. */
   flushIntervalMillis?: number;
-  /** A running run with nothing else to send sends a heartbeat this often, so W&B does not mark it crashed. Default 30000. */
+  /**
+   * A running run with nothing else to send sends a heartbeat this often, so W&B does not mark it
+   * crashed. Default: env `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000.
+   */
   heartbeatIntervalMillis?: number;
   /** Per file_stream request. Default 10 MiB (W&B's limit). */
   maxRequestBytes?: number;
@@ -108,7 +111,7 @@ export class WandbBackend extends DeliveryBackend<WandbRunState, WandbStats> {
     });
     super(target, {
       flushIntervalMillis: options.flushIntervalMillis ?? 2000,
-      heartbeatIntervalMillis: options.heartbeatIntervalMillis ?? 30_000,
+      ...(options.heartbeatIntervalMillis !== undefined ? { heartbeatIntervalMillis: options.heartbeatIntervalMillis } : {}),
       ...(options.maxQueuedPoints !== undefined ? { maxQueuedPoints: options.maxQueuedPoints } : {}),
       ...(options.maxDoneRuns !== undefined ? { maxDoneRuns: options.maxDoneRuns } : {}),
       ...(options.flushTimeoutMillis !== undefined ? { flushTimeoutMillis: options.flushTimeoutMillis } : {}),

@@ -55,7 +55,8 @@ export interface WandbRunState {
   accounted: { skipped: number; dropped: number };
 }
 
-const EXIT_CODES: Record<FinalRunStatus, number> = { success: 0, failed: 1, killed: 143 };
+/** A crashed run (its process died without finishing it) completes with 137, as a shell reports a process killed by SIGKILL. */
+const EXIT_CODES: Record<FinalRunStatus, number> = { success: 0, failed: 1, killed: 143, crashed: 137 };
 
 export class WandbTarget implements DeliveryTarget<WandbRunState> {
   readonly name = 'wandb';

@@ -182,7 +182,7 @@ describe('lifecycle', () => {
 
   it('an unknown finish status is a TypeError', () => {
     const { run } = fresh();
-    expect(() => run.finish('done' as 'success')).toThrow("finish status must be 'success', 'failed' or 'killed'");
+    expect(() => run.finish('done' as 'success')).toThrow("finish status must be 'success', 'failed', 'killed' or 'crashed'");
     expect(run.status).toBe('running');
   });
 

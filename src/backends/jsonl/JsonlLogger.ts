@@ -1,5 +1,7 @@
 // The local run log: an append-only JSONL file per run, written in batches (no per-point fsync),
-// fsynced when the run finishes. Artifacts are copied into the run folder.
+// fsynced when the run finishes. Artifacts are copied into the run folder. A run's start records
+// the process that writes it, and a run with nothing written for a heartbeat interval gets a
+// heartbeat line, so readers can tell a quiet run from one whose process died (see liveness.ts).
 
 import { cp, mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
@@ -10,8 +12,9 @@ import type { RunRecord } from '../../core/RunRecord.js';
 import { BackendLogger } from '../../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../../core/BackendLogger.js';
 import { getStringFromEnv } from '../../core/env.js';
+import { heartbeatInterval, processIdentity } from '../../core/liveness.js';
 import { applyEvent } from '../../core/RunRecord.js';
-import { decodeEvent, encodeEvent } from './codec.js';
+import { decodeLine, encodeEvent, encodeHeartbeat, encodeStart } from './codec.js';
 import { ARTIFACTS_DIR, EVENTS_FILE, readRun, runDir } from './store.js';
 
 export interface JsonlLoggerOptions extends BackendLoggerOptions {
@@ -21,6 +24,12 @@ export interface JsonlLoggerOptions extends BackendLoggerOptions {
   flushIntervalMillis?: number;
   /** A run's buffer is written as soon as it holds this many characters. Default 1 MiB. */
   maxBufferChars?: number;
+  /**
+   * A running run with nothing written for this long gets a heartbeat line (for readers on other
+   * hosts of a shared file system; on the writer's host the process itself is checked). Default: env
+   * `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000.
+   */
+  heartbeatIntervalMillis?: number;
 }
 
 interface RunFile {
@@ -31,6 +40,8 @@ interface RunFile {
   chain: Promise<void>;
   handle: FileHandle | undefined;
   finished: boolean;
+  /** When lines were last handed to the file (the heartbeat timer reads it). */
+  lastWriteAt: number;
 }
 
 export function defaultStoreDir(): string {
@@ -43,7 +54,9 @@ export class JsonlBackend implements RunBackend {
   private readonly _files = new Map<string, RunFile>();
   private readonly _flushIntervalMillis: number;
   private readonly _maxBufferChars: number;
+  private readonly _heartbeatMillis: number;
   private _timer: NodeJS.Timeout | undefined;
+  private _heartbeatTimer: NodeJS.Timeout | undefined;
   private _errors: unknown[] = [];
 
   constructor(options: JsonlLoggerOptions = {}) {
@@ -51,12 +64,13 @@ export class JsonlBackend implements RunBackend {
     this._flushIntervalMillis = options.flushIntervalMillis ?? 200;
     this._maxBufferChars = options.maxBufferChars ?? 1 << 20;
     if (!(this._flushIntervalMillis > 0)) throw new RangeError('flushIntervalMillis must be greater than 0');
+    this._heartbeatMillis = heartbeatInterval(options.heartbeatIntervalMillis);
   }
 
   onEvent(event: RunEvent): void {
     let file = this._files.get(event.runId);
     if (file === undefined) {
-      file = { dir: runDir(this.dir, event.runId), lines: [], chars: 0, chain: Promise.resolve(), handle: undefined, finished: false };
+      file = { dir: runDir(this.dir, event.runId), lines: [], chars: 0, chain: Promise.resolve(), handle: undefined, finished: false, lastWriteAt: Date.now() };
       const dir = file.dir;
       file.chain = mkdir(dir, { recursive: true }).then(() => undefined);
       this._files.set(event.runId, file);
@@ -67,7 +81,8 @@ export class JsonlBackend implements RunBackend {
       const source = event.path;
       this._enqueue(file, () => cp(source, target, { recursive: true, force: true }));
     }
-    const line = encodeEvent(event);
+    const line = event.type === 'run_started' ? encodeStart(event, processIdentity()) : encodeEvent(event);
+    if (event.type === 'run_started') this._ensureHeartbeats();
     file.lines.push(line);
     file.chars += line.length + 1;
     if (event.type === 'run_finished') {
@@ -90,7 +105,10 @@ export class JsonlBackend implements RunBackend {
   resume(runId: string): RunRecord | undefined {
     const stored = readRun(runDir(this.dir, runId));
     let record = stored?.record;
-    for (const line of this._files.get(runId)?.lines ?? []) record = applyEvent(record, decodeEvent(line, runId));
+    for (const line of this._files.get(runId)?.lines ?? []) {
+      const decoded = decodeLine(line, runId);
+      if (decoded.kind === 'event') record = applyEvent(record, decoded.event);
+    }
     return record;
   }
 
@@ -105,6 +123,8 @@ export class JsonlBackend implements RunBackend {
   }
 
   async shutdown(): Promise<void> {
+    clearInterval(this._heartbeatTimer);
+    this._heartbeatTimer = undefined;
     await this.forceFlush();
     await Promise.all(
       [...this._files.values()].map(async (f) => {
@@ -121,8 +141,32 @@ export class JsonlBackend implements RunBackend {
     for (const file of this._files.values()) this._writeBuffered(file);
   }
 
+  /** One timer for every run, looking every quarter interval; never keeps the process alive. */
+  private _ensureHeartbeats(): void {
+    if (this._heartbeatTimer !== undefined || !Number.isFinite(this._heartbeatMillis)) return;
+    this._heartbeatTimer = setInterval(() => this._beat(), Math.max(1, this._heartbeatMillis / 4));
+    this._heartbeatTimer.unref();
+  }
+
+  private _beat(): void {
+    const now = Date.now();
+    let running = false;
+    for (const file of this._files.values()) {
+      if (file.finished) continue;
+      running = true;
+      if (file.lines.length > 0 || now - file.lastWriteAt < this._heartbeatMillis) continue;
+      file.lines.push(encodeHeartbeat(now));
+      this._writeBuffered(file);
+    }
+    if (!running) {
+      clearInterval(this._heartbeatTimer);
+      this._heartbeatTimer = undefined;
+    }
+  }
+
   private _writeBuffered(file: RunFile): void {
     if (file.lines.length === 0) return;
+    file.lastWriteAt = Date.now();
     const lines = file.lines;
     file.lines = [];
     file.chars = 0;
@@ -160,7 +204,7 @@ export class JsonlBackend implements RunBackend {
 
 // A crash can leave a last line cut short. It was never complete, so it is cut off before appending
 // (readers skip such a line too); complete lines are never touched.
-async function openForAppend(path: string): Promise<FileHandle> {
+export async function openForAppend(path: string): Promise<FileHandle> {
   const handle = await open(path, 'a+');
   const { size } = await handle.stat();
   const chunk = Buffer.alloc(64 * 1024);

@@ -2,9 +2,14 @@
 // that JSON cannot hold (NaN, Infinity, -Infinity, -0) are written as those strings, so the log
 // round-trips exactly. See docs/jsonl-store.md.
 
-import type { MetricsEvent, RunEvent } from '../../core/events.js';
+import type { MetricsEvent, RunEvent, RunStartedEvent } from '../../core/events.js';
+import type { ProcessIdentity } from '../../core/liveness.js';
 
-export const JSONL_SCHEMA_VERSION = 1;
+/** 2 added the writer's `process` on `run_started` lines and `heartbeat` lines. */
+export const JSONL_SCHEMA_VERSION = 2;
+
+/** One line of a run log: an event, or a heartbeat (the writer was alive at `time`). */
+export type StoreLine = { kind: 'event'; event: RunEvent; process?: ProcessIdentity } | { kind: 'heartbeat'; time: number };
 
 /** A finite number as JSON; NaN, ±Infinity and -0 as quoted strings. */
 export function encodeNumber(value: number): string {
@@ -24,6 +29,15 @@ export function encodeEvent(event: RunEvent): string {
   return JSON.stringify(event);
 }
 
+/** A run_started line with the process that writes the run (so a reader can tell whether it is still alive). */
+export function encodeStart(event: RunStartedEvent, process: ProcessIdentity): string {
+  return JSON.stringify({ ...event, v: JSONL_SCHEMA_VERSION, process });
+}
+
+export function encodeHeartbeat(time: number): string {
+  return `{"type":"heartbeat","time":${time}}`;
+}
+
 // The hot path: built by hand so that non-finite values survive without a JSON replacer. Keys are
 // validated (letters, digits, `_-. /:`), so they need no JSON escaping. The run id is the file's:
 // metrics lines leave it out, which makes them a third shorter.
@@ -36,9 +50,21 @@ function encodeMetrics(event: MetricsEvent): string {
   return `{"type":"metrics","step":${event.step},"timestamp":${event.timestamp},"values":{${values}}}`;
 }
 
-/** Decodes one line; `runId` fills in the id that metrics lines leave out. */
+/** Decodes one event line; `runId` fills in the id that metrics lines leave out. Throws on a heartbeat line. */
 export function decodeEvent(line: string, runId?: string): RunEvent {
-  const raw = JSON.parse(line) as RunEvent & { v?: number };
+  const decoded = decodeLine(line, runId);
+  if (decoded.kind !== 'event') throw new Error('a heartbeat line is not an event');
+  return decoded.event;
+}
+
+/** Decodes one line of a run log; `runId` fills in the id that metrics lines leave out. */
+export function decodeLine(line: string, runId?: string): StoreLine {
+  const raw = JSON.parse(line) as (RunEvent & { v?: number; process?: ProcessIdentity }) | { type: 'heartbeat'; time: number };
+  if (raw.type === 'heartbeat') {
+    if (typeof raw.time !== 'number') throw new TypeError('heartbeat line without a time');
+    return { kind: 'heartbeat', time: raw.time };
+  }
+  let process: ProcessIdentity | undefined;
   if (raw.type === 'metrics') {
     if (raw.runId === undefined) {
       if (runId === undefined) throw new Error('metrics line without a run id, read outside its run log');
@@ -52,6 +78,10 @@ export function decodeEvent(line: string, runId?: string): RunEvent {
       throw new Error(`run log schema v${raw.v} is newer than this runtel understands (v${JSONL_SCHEMA_VERSION})`);
     }
     delete raw.v;
+    if (raw.process !== undefined) {
+      process = raw.process;
+      delete raw.process;
+    }
   }
-  return raw;
+  return process === undefined ? { kind: 'event', event: raw } : { kind: 'event', event: raw, process };
 }

@@ -1,11 +1,12 @@
 // Reading the JSONL store: `<dir>/<runId>/events.jsonl` plus `<dir>/<runId>/artifacts/`.
 
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunEvent } from '../../core/events.js';
+import type { ProcessIdentity } from '../../core/liveness.js';
 import { applyEvent } from '../../core/RunRecord.js';
 import type { RunRecord } from '../../core/RunRecord.js';
-import { decodeEvent } from './codec.js';
+import { decodeLine } from './codec.js';
 
 export const EVENTS_FILE = 'events.jsonl';
 export const ARTIFACTS_DIR = 'artifacts';
@@ -17,6 +18,12 @@ export interface StoredRun {
   dir: string;
   /** A last line cut short by a crash mid-write is skipped and counted here. */
   truncatedLines: number;
+  /** The process that writes the run (its latest start or resume), when the writer recorded it. */
+  process?: ProcessIdentity;
+  /** The latest heartbeat line's time. */
+  lastHeartbeat?: number;
+  /** When the event log was last written (its modification time), in milliseconds since the epoch. */
+  lastWrite?: number;
 }
 
 export function runDir(storeDir: string, runId: string): string {
@@ -27,7 +34,10 @@ export function runDir(storeDir: string, runId: string): string {
 export function readRun(dir: string): StoredRun | undefined {
   const file = join(dir, EVENTS_FILE);
   if (!existsSync(file)) return undefined;
-  return parseRunLog(readFileSync(file, 'utf8'), dir);
+  const lastWrite = statSync(file).mtimeMs;
+  const run = parseRunLog(readFileSync(file, 'utf8'), dir);
+  if (run !== undefined) run.lastWrite = lastWrite;
+  return run;
 }
 
 export function parseRunLog(text: string, dir: string): StoredRun | undefined {
@@ -37,12 +47,20 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
   const events: RunEvent[] = [];
   let record: RunRecord | undefined;
   let truncatedLines = 0;
+  let process: ProcessIdentity | undefined;
+  let lastHeartbeat: number | undefined;
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '') continue;
     let event: RunEvent;
     try {
-      event = decodeEvent(line, record?.id);
+      const decoded = decodeLine(line, record?.id);
+      if (decoded.kind === 'heartbeat') {
+        lastHeartbeat = Math.max(lastHeartbeat ?? 0, decoded.time);
+        continue;
+      }
+      event = decoded.event;
+      if (decoded.process !== undefined) process = decoded.process;
     } catch (error) {
       // Only the final line can be cut short by a crash; anything else is corruption.
       if (i === lastLine) {
@@ -56,7 +74,10 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
   }
   if (record === undefined) return undefined;
   for (const artifact of record.artifacts) artifact.path = join(dir, ARTIFACTS_DIR, artifact.name);
-  return { record, events, dir, truncatedLines };
+  const run: StoredRun = { record, events, dir, truncatedLines };
+  if (process !== undefined) run.process = process;
+  if (lastHeartbeat !== undefined) run.lastHeartbeat = lastHeartbeat;
+  return run;
 }
 
 /** Every run in the store, oldest first. */

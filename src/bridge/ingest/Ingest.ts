@@ -20,6 +20,7 @@ import { requestRuns, startsFirst, stringAttr, withIdentity } from './identify.j
 import type { RequestRuns } from './identify.js';
 import { RunDirectory } from './RunDirectory.js';
 import type { Resolution, RunFinder } from './RunDirectory.js';
+import { StaleRuns } from './StaleRuns.js';
 
 /** Why a request was not taken. Receivers answer: invalid 400 / INVALID_ARGUMENT, too-large 413 / RESOURCE_EXHAUSTED, busy 503 / UNAVAILABLE (retry after `retryAfterSeconds`). */
 export class IngestError extends Error {
@@ -64,6 +65,8 @@ export interface IngestOptions {
   retryAfterSeconds: number;
   /** How long a request waits for its data to be delivered before it is answered "retry later". */
   ackTimeoutMillis: number;
+  /** An open run nothing (record, span, heartbeat) arrived for this long is finished `crashed` in every target. */
+  staleAfterMillis: number;
 }
 
 export interface IngestStats {
@@ -81,6 +84,10 @@ export interface IngestStats {
   heldForIdentity: number;
   /** Requests answered "retry later" because their data was not delivered within ackTimeoutMillis. */
   ackTimeouts: number;
+  /** Runs finished `crashed` because nothing arrived for them for staleAfterMillis. */
+  crashedRuns: number;
+  /** Crashed runs that spoke again afterwards (taken back: running again until their own end). */
+  revivedRuns: number;
 }
 
 /** The senders' own queue bound: well above the bridge's, so a request taken just under it never makes a sender drop points. */
@@ -93,8 +100,9 @@ export class Ingest {
   private readonly _translator: OtelRunTranslator;
   private readonly _settler: FinishSettler;
   private readonly _directory: RunDirectory;
+  private readonly _stale: StaleRuns;
   private readonly _options: IngestOptions;
-  private readonly _stats: IngestStats = { logRecords: 0, spans: 0, ignoredMetricDataPoints: 0, rejectedLogRecords: 0, events: 0, artifacts: 0, heldForIdentity: 0, ackTimeouts: 0 };
+  private readonly _stats: IngestStats = { logRecords: 0, spans: 0, ignoredMetricDataPoints: 0, rejectedLogRecords: 0, events: 0, artifacts: 0, heldForIdentity: 0, ackTimeouts: 0, crashedRuns: 0, revivedRuns: 0 };
 
   constructor(options: IngestOptions) {
     this._options = options;
@@ -106,6 +114,7 @@ export class Ingest {
     this._settler = new FinishSettler(options.finishSettleMillis, (events) => this._deliver(events));
     this._translator = new OtelRunTranslator({ maxRuns: options.maxRuns, maxSeenPointsPerRun: options.maxSeenPointsPerRun, maxSeenPoints: options.maxSeenPoints });
     this._directory = new RunDirectory({ finders: options.finders, orphanGraceMillis: options.orphanGraceMillis, maxRuns: Math.max(10 * options.maxRuns, 10_000) });
+    this._stale = new StaleRuns({ staleAfterMillis: options.staleAfterMillis, maxRuns: Math.max(10 * options.maxRuns, 10_000), onStale: (runId, heard) => this._crashed(runId, heard) });
   }
 
   stats(): IngestStats & { lookupFailures: number; rememberedPoints: number; droppedKeys: number } {
@@ -130,10 +139,13 @@ export class Ingest {
       this._stats.ignoredMetricDataPoints += inputs.metricDataPoints;
       return { rejected: 0, message: '' };
     }
-    const queued = this.queuedPoints();
-    if (queued >= this._options.maxQueuedPoints) throw this._busy(`${queued} metric points are waiting for the targets`);
     const { logs, spans } = inputs;
     const runs = requestRuns(logs, spans);
+    // A run whose data comes is alive, even if the request must wait (a busy bridge must not call its runs crashed).
+    const now = Date.now();
+    for (const runId of runs.touched) if (this._translator.isOpen(runId)) this._stale.heard(runId, now);
+    const queued = this.queuedPoints();
+    if (queued >= this._options.maxQueuedPoints) throw this._busy(`${queued} metric points are waiting for the targets`);
     // From here to the translation nothing is changed until the request is known to be taken.
     await this._identify(logs, runs);
     this._stats.logRecords += logs.length;
@@ -147,6 +159,11 @@ export class Ingest {
       rejected = this._translator.stats().rejected - before;
     } else {
       events = this._translator.spans(spans);
+    }
+    for (const event of events) if (event.type === 'run_started' && event.resumed === true && this._stale.wasCrashed(event.runId)) this._stats.revivedRuns++;
+    for (const runId of runs.touched) {
+      if (this._translator.isOpen(runId)) this._stale.heard(runId, now);
+      else this._stale.forget(runId);
     }
     this._deliver(this._settler.take(events));
     this._stats.rejectedLogRecords += rejected;
@@ -165,8 +182,22 @@ export class Ingest {
 
   /** Releases held finishes and shuts the targets down (delivering within their deadline). */
   async close(): Promise<void> {
+    this._stale.stop();
     this._settler.flush();
     await Promise.all(this.sinks.map((s) => s.release()));
+  }
+
+  /** A run nothing arrived for: finished `crashed` at the time it was last heard of, through the same delivery path as any event. */
+  private _crashed(runId: string, heardMillis: number): void {
+    const seconds = Math.round(this._options.staleAfterMillis / 100) / 10;
+    const events = this._translator.crashed(runId, heardMillis, {
+      type: 'Crashed',
+      message: `nothing (record, span or heartbeat) reached the bridge for ${seconds} s: the process is presumed dead`,
+    });
+    if (events.length === 0) return;
+    this._stats.crashedRuns++;
+    this._stale.crashed(runId);
+    this._deliver(events);
   }
 
   private _deliver(events: RunEvent[]): void {

@@ -1,7 +1,7 @@
 // Record helpers for the ingest pipeline: which runs a request touches, the identity its start
 // records and spans bring, and the order that lets a run's start create it.
 
-import { ATTR_EVENT_NAME, ATTR_EXPERIMENT_NAME, ATTR_RUN_ID, ATTR_RUN_NAME, ATTR_RUN_PARENT_ID, EVENT_METRIC, EVENT_RUN_START } from '../../otel/conventions.js';
+import { ATTR_EVENT_NAME, ATTR_EXPERIMENT_NAME, ATTR_RUN_ID, ATTR_RUN_NAME, ATTR_RUN_PARENT_ID, EVENT_METRIC, EVENT_RUN_HEARTBEAT, EVENT_RUN_START } from '../../otel/conventions.js';
 import type { OtelLogInput, OtelSpanInput } from '../../otel/translate/inputs.js';
 import type { RunIdentity } from './RunDirectory.js';
 
@@ -33,7 +33,8 @@ export function requestRuns(logs: readonly OtelLogInput[], spans: readonly OtelS
     out.touched.add(runId);
     if (eventName === EVENT_METRIC) out.points++;
     if (eventName === EVENT_RUN_START) out.brought.set(runId, { ...out.brought.get(runId), ...identityOf(record.attributes) });
-    else out.needed.add(runId);
+    // A heartbeat creates nothing: it needs no identity.
+    else if (eventName !== EVENT_RUN_HEARTBEAT) out.needed.add(runId);
   }
   for (const runId of out.brought.keys()) out.needed.delete(runId);
   return out;

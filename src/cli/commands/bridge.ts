@@ -2,6 +2,7 @@
 
 import { Command, Option } from 'commander';
 import { CliError, helpText, integerArg } from '../shared.js';
+import { cliStaleAfter } from '../liveness.js';
 
 interface ServeOptions {
   host?: string;
@@ -9,6 +10,7 @@ interface ServeOptions {
   grpcPort?: number;
   allowInsecure?: boolean;
   flushTimeout: number;
+  staleAfter?: number;
 }
 
 export function bridgeCommand(): Command {
@@ -24,6 +26,7 @@ export function bridgeCommand(): Command {
     .option('--grpc-port <port>', 'also receive OTLP/gRPC on this port, 0 for any free one (default: $RUNTEL_BRIDGE_GRPC_PORT, else no gRPC)', integerArg(0))
     .addOption(new Option('--allow-insecure', 'listen on a non-loopback address without RUNTEL_BRIDGE_TOKEN (behind a trusted network only)'))
     .option('--flush-timeout <ms>', 'on SIGINT/SIGTERM, how long to keep delivering what was taken', integerArg(1), 30_000)
+    .option('--stale-after <ms>', 'finish a run crashed when nothing arrived for it this long (default: $RUNTEL_BRIDGE_STALE_AFTER_MILLIS, else 3 heartbeat intervals)', integerArg(1))
     .addHelpText(
       'after',
       helpText(
@@ -33,14 +36,17 @@ export function bridgeCommand(): Command {
             ['MLFLOW_TRACKING_URI', 'the MLflow target (with MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN, MLFLOW_EXPERIMENT_NAME)'],
             ['WANDB_API_KEY', 'the W&B target (with WANDB_BASE_URL, WANDB_ENTITY, WANDB_PROJECT)'],
             ['RUNTEL_BRIDGE_TOKEN', 'clients must send Authorization: Bearer <token> (required off loopback)'],
+            ['RUNTEL_HEARTBEAT_INTERVAL_MILLIS', "the emitters' heartbeat interval (default 30000); stale-after must be at least twice it"],
           ],
         },
         'Health: GET /healthz (alive), GET /readyz (ready for data). See docs/bridge.md.',
       ),
     )
     .action(async (options: ServeOptions) => {
+      if (options.staleAfter !== undefined) cliStaleAfter(options.staleAfter);
       const { createBridge } = await import('../../bridge/RuntelBridge.js');
       const bridge = await createBridge({
+        ...(options.staleAfter !== undefined ? { staleAfterMillis: options.staleAfter } : {}),
         ...(options.host !== undefined ? { host: options.host } : {}),
         ...(options.port !== undefined ? { port: options.port } : {}),
         ...(options.grpcPort !== undefined ? { grpcPort: options.grpcPort } : {}),
@@ -51,7 +57,7 @@ export function bridgeCommand(): Command {
       });
       const auth = (process.env.RUNTEL_BRIDGE_TOKEN ?? '').trim() !== '' ? 'bearer token required' : 'no token';
       const grpc = bridge.grpcPort === undefined ? '' : ` and OTLP/gRPC on ${bridge.host}:${bridge.grpcPort}`;
-      process.stderr.write(`runtel bridge: listening on ${bridge.url}${grpc} (${auth}), forwarding to ${bridge.targets.join(' and ')}\n`);
+      process.stderr.write(`runtel bridge: listening on ${bridge.url}${grpc} (${auth}), forwarding to ${bridge.targets.join(' and ')}; runs silent for ${bridge.staleAfterMillis / 1000} s are finished crashed\n`);
 
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -2,6 +2,8 @@
 
 import { Command } from 'commander';
 import { listRuns } from '../../backends/jsonl/store.js';
+import { withLiveness } from '../../backends/jsonl/liveness.js';
+import { cliStaleAfter } from '../liveness.js';
 import { rootsOf, runsTable, treeRows } from '../runs.js';
 import { dirOption, existingStoreDir, helpText, integerArg, terminalWidth, useColor } from '../shared.js';
 
@@ -23,6 +25,9 @@ export function lsCommand(): Command {
       helpText(
         'Columns: name, id (first 8 characters), experiment, status, duration, start time (local), and up to 3 latest ' +
           'metrics: the search objective first, then validation metrics.',
+        "A run left running whose process is gone shows as crashed (on the host that wrote it the process is checked; " +
+          'elsewhere, nothing written for 3 heartbeat intervals, $RUNTEL_HEARTBEAT_INTERVAL_MILLIS, default 30 s). ' +
+          "'runtel reap' writes the crash into the store.",
         "'runtel show <name-or-id>' gives the details of one run.",
       ),
     )
@@ -33,7 +38,8 @@ export function lsCommand(): Command {
 
 export function renderLs(options: LsOptions): string {
   const dir = existingStoreDir(options.dir);
-  let runs = listRuns(dir).map((r) => r.record);
+  const staleAfterMillis = cliStaleAfter(undefined);
+  let runs = listRuns(dir).map((r) => withLiveness(r, { staleAfterMillis }).record);
   if (options.experiment !== undefined) runs = runs.filter((r) => r.experiment === options.experiment);
   if (runs.length === 0) {
     const which = options.experiment === undefined ? 'No runs' : `No runs of experiment ${JSON.stringify(options.experiment)}`;

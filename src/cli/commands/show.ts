@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { findRun, listRuns } from '../../backends/jsonl/store.js';
 import type { StoredRun } from '../../backends/jsonl/store.js';
+import { liveness, withLiveness } from '../../backends/jsonl/liveness.js';
+import { cliStaleAfter } from '../liveness.js';
 import type { RunRecord } from '../../core/RunRecord.js';
 import { lastMetricValues } from '../../core/RunRecord.js';
 import { formatBytes, formatNumber } from '../../core/format.js';
@@ -37,8 +39,11 @@ export function renderShow(idOrName: string, options: ShowOptions): string {
     throw new CliError(error instanceof Error ? error.message : String(error));
   }
   if (stored === undefined) throw new CliError(noRunMessage(idOrName, dir));
+  const staleAfterMillis = cliStaleAfter(undefined);
+  const crashed = liveness(stored, { staleAfterMillis })?.state === 'crashed';
+  stored = withLiveness(stored, { staleAfterMillis });
   const record = stored.record;
-  const all = listRuns(dir).map((r) => r.record);
+  const all = listRuns(dir).map((r) => withLiveness(r, { staleAfterMillis }).record);
   const byId = new Map(all.map((r) => [r.id, r]));
   byId.set(record.id, record);
   const color = useColor();
@@ -59,6 +64,7 @@ export function renderShow(idOrName: string, options: ShowOptions): string {
   if (took !== '') header.push(['duration', took]);
   header.push(['folder', stored.dir]);
   if (stored.truncatedLines > 0) header.push(['note', `${stored.truncatedLines} incomplete last line skipped (the writer was interrupted)`]);
+  if (crashed) header.push(['note', "the store still has it running; 'runtel reap' writes the crash (ended: its last sign of life)"]);
   out.push(...aligned(header, color));
 
   section(out, 'Params', aligned(Object.entries(record.params), color), color);

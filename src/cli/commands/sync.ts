@@ -6,6 +6,8 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { findRun, listRuns, readRun } from '../../backends/jsonl/store.js';
 import type { StoredRun } from '../../backends/jsonl/store.js';
+import { withLiveness } from '../../backends/jsonl/liveness.js';
+import { cliStaleAfter } from '../liveness.js';
 import type { BackendFailure } from '../../core/errors.js';
 import { syncRuns } from '../../sync/syncRuns.js';
 import type { SyncProgress } from '../../sync/syncRuns.js';
@@ -29,7 +31,8 @@ export function syncCommand(): Command {
       'Replay runs from the local JSONL store (offline or air-gapped training) into MLflow or W&B: one run ' +
         '(id, id prefix or name, with its child runs), a run folder, or a whole store folder. Idempotent: ' +
         'run it twice and each run, param and metric point is there once. MLflow finds runs by their ' +
-        'runtel.run_id tag; W&B skips the history lines it already has.',
+        'runtel.run_id tag; W&B skips the history lines it already has. A run left running whose process is gone ' +
+        "(see 'runtel ls') is uploaded crashed: MLflow FAILED with runtel.end_reason=crashed, W&B completed with exit code 137.",
     )
     .argument('[run-or-dir]', 'a run id, id prefix or name in the store, a run folder, or a store folder (default: the whole store)')
     .addOption(new Option('--to <backend>', 'where to upload').choices(['mlflow', 'wandb']).makeOptionMandatory())
@@ -48,7 +51,8 @@ export function syncCommand(): Command {
       if (options.to === 'mlflow' && getStringFromEnv('MLFLOW_TRACKING_URI') === undefined) {
         throw new CliError('sync --to mlflow needs the MLflow server: pass --tracking-uri <uri> or set MLFLOW_TRACKING_URI');
       }
-      const runs = selectRuns(target, options.dir);
+      const staleAfterMillis = cliStaleAfter(undefined);
+      const runs = selectRuns(target, options.dir).map((run) => withLiveness(run, { staleAfterMillis }));
       if (runs.length === 0) throw new CliError('nothing to sync: no runs found');
       const bar = options.progress && process.stderr.isTTY !== false
         ? new cliProgress.SingleBar({ format: 'sync → ' + options.to + ' [{bar}] {percentage}% | {value}/{total} points | runs {runs}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -103,7 +107,8 @@ interface UploadHooks {
 async function upload(to: Target, runs: StoredRun[], hooks: UploadHooks): Promise<BackendFailure[]> {
   if (to === 'mlflow') {
     const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
-    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry });
+    // A replay is no sign of life: no runtel.heartbeat tags.
+    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry, heartbeatIntervalMillis: Infinity });
     return (await syncRuns(runs, backend, { onProgress: hooks.onProgress })).failures;
   }
   const { syncRunsToWandb } = await import('../../wandb/sync.js');

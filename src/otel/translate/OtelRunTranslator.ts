@@ -30,6 +30,7 @@ import {
   EVENT_METRIC,
   EVENT_PARAMS,
   EVENT_RUN_END,
+  EVENT_RUN_HEARTBEAT,
   EVENT_RUN_START,
   EVENT_TAGS,
   PARAM_PREFIX,
@@ -52,11 +53,17 @@ interface RunMemo {
   /** Started from a record other than ml.run.start (pipelines reorder): the real one may still come. */
   provisional: boolean;
   finished: boolean;
+  /** Finished `crashed` by whoever noticed it went silent (`crashed()`): if it speaks again, it is taken back. */
+  crashed: boolean;
+  /** Name, experiment and parent, for taking a crashed run back. */
+  identity: Pick<RunStartedEvent, 'name' | 'experiment' | 'parentId'> | undefined;
+  /** A crashed run this translator never saw start speaks again: its first start is a resume. */
+  resumeNext: boolean;
   /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
   seen: Set<string>;
 }
 
-const STATUS_VALUES: ReadonlySet<string> = new Set(['success', 'failed', 'killed']);
+const STATUS_VALUES: ReadonlySet<string> = new Set(['success', 'failed', 'killed', 'crashed']);
 const SPAN_STATUS_ERROR = 2;
 
 export interface OtelRunTranslatorOptions {
@@ -120,6 +127,29 @@ export class OtelRunTranslator {
     return out;
   }
 
+  /**
+   * The end of a run whose process went silent, as whoever noticed writes it: a run_finished
+   * `crashed` at `endTime` (the last sign of life). Nothing when the run has finished already. If
+   * the run speaks again afterwards (it was only cut off), its next record takes it back: a
+   * run_started `resumed` comes first, and its own end replaces `crashed`.
+   */
+  crashed(runId: string, endTime: number, error?: { type: string; message: string }): RunEvent[] {
+    const memo = this._memo(runId);
+    if (memo.finished) return [];
+    memo.finished = true;
+    memo.crashed = true;
+    const event: RunEvent = { type: 'run_finished', runId, endTime, status: 'crashed' };
+    if (error !== undefined) event.error = error;
+    this._stats.events++;
+    return [event];
+  }
+
+  /** Whether the run is known and not finished (a run only heard of through heartbeats is not started). */
+  isOpen(runId: string): boolean {
+    const memo = this._runs.get(runId);
+    return memo !== undefined && !memo.finished;
+  }
+
   /** Run spans → events: a run_started if its records were never seen, and its run_finished. */
   spans(spans: Iterable<OtelSpanInput>): RunEvent[] {
     const out: RunEvent[] = [];
@@ -130,6 +160,7 @@ export class OtelRunTranslator {
         continue;
       }
       const memo = this._memo(runId);
+      this._revive(runId, memo, span.startMillis, out);
       if (!memo.started) out.push(this._started(runId, span.attributes, span.startMillis, memo));
       else if (memo.provisional) {
         // No ml.run.start came: the span carries the params and tags.
@@ -154,7 +185,12 @@ export class OtelRunTranslator {
   private _log(eventName: string, runId: string, record: OtelLogInput, out: RunEvent[]): void {
     const a = record.attributes;
     const memo = this._memo(runId);
+    // A resent start of a crashed run is not news (its records are seen): everything else is.
+    if (!(eventName === EVENT_RUN_START && memo.started)) this._revive(runId, memo, record.timeMillis, out);
     switch (eventName) {
+      case EVENT_RUN_HEARTBEAT:
+        // Liveness only (the bridge notes when each run was last heard of); no event.
+        return;
       case EVENT_RUN_START: {
         const resumed = a[ATTR_RUN_RESUMED] === true || a[ATTR_RUN_RESUMED] === 'true';
         if (memo.provisional) {
@@ -167,7 +203,10 @@ export class OtelRunTranslator {
           return;
         }
         if (memo.started && !(resumed && memo.finished)) return this._duplicate();
-        if (resumed) memo.finished = false;
+        if (resumed) {
+          memo.finished = false;
+          memo.crashed = false;
+        }
         const event = this._started(runId, a, record.timeMillis, memo);
         if (resumed) event.resumed = true;
         out.push(event);
@@ -260,14 +299,31 @@ export class OtelRunTranslator {
     };
     const parentId = asString(a[ATTR_RUN_PARENT_ID]);
     if (parentId !== undefined) event.parentId = parentId;
+    memo.identity = { name: event.name, experiment: event.experiment, ...(parentId !== undefined ? { parentId } : {}) };
+    if (memo.resumeNext) {
+      memo.resumeNext = false;
+      event.resumed = true;
+    }
     return event;
+  }
+
+  /** A run finished `crashed` that speaks again was only cut off: it starts again (resumed) before its new data. */
+  private _revive(runId: string, memo: RunMemo, time: number, out: RunEvent[]): void {
+    if (!memo.crashed) return;
+    memo.crashed = false;
+    memo.finished = false;
+    if (!memo.started || memo.identity === undefined) {
+      memo.resumeNext = true;
+      return;
+    }
+    out.push({ type: 'run_started', runId, ...memo.identity, startTime: time, params: {}, tags: {}, resumed: true });
   }
 
   /** The run's memo, made the most recently active (runs are kept in order of last activity). */
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, seen: new Set() };
+      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new Set() };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;
