@@ -40,6 +40,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private readonly _reports: DeliveryReports;
   private _queuedPoints = 0;
   private _inflight = 0;
+  /** Creations not sent yet (queued, or waiting for what they need). */
   private _pendingCreates = 0;
   private _pendingFinishes = 0;
   private _timer: NodeJS.Timeout | undefined;
@@ -203,7 +204,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       previous.done = false;
       previous.finishing = undefined;
       const seq = ++previous.seq;
-      if (started.create !== undefined) this._create(previous, started.create, seq);
+      if (started.create !== undefined) this._create(previous, started.create, seq, started.after);
       this._ready.add(previous);
       this._ensureTimer();
       return previous;
@@ -215,22 +216,38 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private _open(runId: string, started: StartedRun<R>, seq: number): Slot<R> {
     const slot = newSlot(runId, started.state, seq);
     this._slots.set(runId, slot);
-    if (started.create !== undefined) this._create(slot, started.create, seq);
+    if (started.create !== undefined) this._create(slot, started.create, seq, started.after);
     this._ensureTimer();
     return slot;
   }
 
-  /** Queues the run's creation: it is sent like any request, within maxConcurrentRequests. */
-  private _create(slot: Slot<R>, create: () => Promise<void>, seq: number): void {
+  /** Queues the run's creation: it is sent like any request, within maxConcurrentRequests, once `after` settled. */
+  private _create(slot: Slot<R>, create: () => Promise<void>, seq: number, after?: Promise<unknown>): void {
     slot.creating = Math.min(slot.creating, seq);
-    if (slot.create === undefined) this._pendingCreates++;
-    slot.create = create;
-    this._ready.add(slot);
+    if (!slot.createPending) this._pendingCreates++;
+    slot.createPending = true;
+    if (after === undefined) {
+      slot.create = create;
+      this._ready.add(slot);
+      return;
+    }
+    // Until then the run is not ready: the pump does not see it, and it holds no request slot.
+    slot.create = undefined;
+    void after.then(
+      () => undefined,
+      () => undefined,
+    ).then(() => {
+      if (!slot.createPending || slot.create !== undefined) return;
+      slot.create = create;
+      this._wake(slot);
+    });
   }
 
   private _startCreate(slot: Slot<R>, create: () => Promise<void>): void {
     slot.create = undefined;
+    slot.createPending = false;
     this._inflight++;
+    this._pendingCreates--;
     void create().then(
       () => {
         slot.lastSentAt = Date.now();
@@ -240,7 +257,6 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     ).finally(() => {
       this._inflight--;
       slot.creating = Number.POSITIVE_INFINITY;
-      this._pendingCreates--;
       this._settled(slot);
     });
   }
@@ -255,8 +271,9 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     this._reports.failure(error, operation);
     if (slot.dead) return;
     slot.dead = true;
-    if (slot.create !== undefined) {
+    if (slot.createPending) {
       slot.create = undefined;
+      slot.createPending = false;
       slot.creating = Number.POSITIVE_INFINITY;
       this._pendingCreates--;
     }

@@ -58,6 +58,11 @@ export interface StartedRun<R> {
    * already (resumed in this process).
    */
   create?: () => Promise<void>;
+  /**
+   * What the creation needs first (a parent run being created): it is sent once this settles, and
+   * takes no request slot while it waits, so a child can never hold the slot its parent needs.
+   */
+  after?: Promise<unknown>;
 }
 
 export interface DeliveryTarget<R> {

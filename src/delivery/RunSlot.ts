@@ -10,8 +10,10 @@ export interface Slot<R> {
   seq: number;
   /** Seq of the run_started whose creation is pending (Infinity once created). */
   creating: number;
-  /** The creation, until it is sent. */
+  /** The creation, once it may be sent, until it is sent. */
   create: (() => Promise<void>) | undefined;
+  /** A creation is queued or waiting for what it needs, not sent yet. */
+  createPending: boolean;
   dead: boolean;
   done: boolean;
   finishing: { event: RunFinishedEvent; seq: number } | undefined;
@@ -26,7 +28,7 @@ export interface Slot<R> {
 
 export function newSlot<R>(id: string, state: R, seq: number): Slot<R> {
   return {
-    id, state, seq, creating: Number.POSITIVE_INFINITY, create: undefined, dead: false, done: false, finishing: undefined, lastFinish: undefined,
+    id, state, seq, creating: Number.POSITIVE_INFINITY, create: undefined, createPending: false, dead: false, done: false, finishing: undefined, lastFinish: undefined,
     inflight: new Map(), works: new Set(), waiters: [], lastSentAt: Date.now(), expedite: undefined,
   };
 }

@@ -73,6 +73,8 @@ export interface MlflowRunState {
 
 /** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
 const MAX_REMEMBERED_IDS = 10_000;
+/** How long a child's creation waits for its parent's (a parent whose start has not come yet included). */
+const PARENT_WAIT_MILLIS = 10_000;
 
 export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   readonly name = 'mlflow';
@@ -85,7 +87,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   private _context!: DeliveryContext;
   private readonly _experiments = new Map<string, Promise<string>>();
   /** runtel id → MLflow run id (settles once the run exists). */
-  private readonly _ids = new Map<string, Promise<string | undefined>>();
+  private readonly _ids = new Map<string, { id: Promise<string | undefined>; settle: (id: string | undefined) => void; settled: boolean }>();
   private _gitCommit: Promise<string | undefined> | undefined;
 
   constructor(client: MlflowClient, config: MlflowTargetConfig) {
@@ -108,7 +110,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   /** The MLflow run id of a runtel run, once it exists. */
   mlflowRunId(runtelId: string): Promise<string | undefined> {
-    return this._ids.get(runtelId) ?? Promise.resolve(undefined);
+    return this._ids.get(runtelId)?.id ?? Promise.resolve(undefined);
   }
 
   start(event: RunStartedEvent, previous: MlflowRunState | undefined): StartedRun<MlflowRunState> {
@@ -121,13 +123,13 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       state.beatAt = Date.now();
       setOwnTag(state, RUNTEL_HEARTBEAT_TAG, String(state.beatAt), 0);
     }
-    return { state, create: () => this._remember(state, this._create(state, event)) };
+    return { state, create: this._remembered(state, () => this._create(state, event)), ...this._after(event.parentId) };
   }
 
   adopt(runId: string): StartedRun<MlflowRunState> | undefined {
     if (!this._config.findExistingRuns) return undefined;
     const state = this._newState(runId);
-    return { state, create: () => this._remember(state, this._find(state)) };
+    return { state, create: this._remembered(state, () => this._find(state)) };
   }
 
   accept(state: MlflowRunState, event: Exclude<RunEvent, RunStartedEvent>, seq: number): boolean {
@@ -290,13 +292,51 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     }
   }
 
-  /** Keeps the run's MLflow id findable by its children, also after the backend forgot the run. */
-  private async _remember(state: MlflowRunState, created: Promise<void>): Promise<void> {
-    const id = created.then(() => state.mlflowId, () => undefined);
-    this._ids.delete(state.runtelId);
-    this._ids.set(state.runtelId, id);
+  /**
+   * The run's creation, with its MLflow id findable by its children from now on (its creation may
+   * wait for a free request slot), also after the backend forgot the run.
+   */
+  private _remembered(state: MlflowRunState, create: () => Promise<void>): () => Promise<void> {
+    const entry = this._idEntry(state.runtelId, true);
+    return async () => {
+      try {
+        await create();
+      } finally {
+        entry.settled = true;
+        entry.settle(state.mlflowId);
+      }
+    };
+  }
+
+  /**
+   * Settles when the parent run exists (or within a bound): a child is created once its parent is,
+   * even when the parent's start comes later (OTel pipelines reorder a run's spans and records).
+   */
+  private _after(parentRuntelId: string | undefined): { after?: Promise<unknown> } {
+    if (parentRuntelId === undefined) return {};
+    // In-process logging knows its runs' parents; only the exporters and the bridge wait for one not seen yet.
+    if (!this._config.findExistingRuns && !this._ids.has(parentRuntelId)) return {};
+    let timer: NodeJS.Timeout | undefined;
+    const after = Promise.race([
+      this._idEntry(parentRuntelId, false).id,
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, PARENT_WAIT_MILLIS);
+        timer.unref();
+      }),
+    ]).finally(() => clearTimeout(timer));
+    return { after };
+  }
+
+  /** The id entry of a run: a pending one is reused, a settled one replaced when the run is created again. */
+  private _idEntry(runtelId: string, creating: boolean): { id: Promise<string | undefined>; settle: (id: string | undefined) => void; settled: boolean } {
+    const known = this._ids.get(runtelId);
+    if (known !== undefined && !(creating && known.settled)) return known;
+    let settle!: (id: string | undefined) => void;
+    const entry = { id: new Promise<string | undefined>((resolve) => (settle = resolve)), settle, settled: false };
+    this._ids.delete(runtelId);
+    this._ids.set(runtelId, entry);
     if (this._ids.size > MAX_REMEMBERED_IDS) this._ids.delete(this._ids.keys().next().value!);
-    await created;
+    return entry;
   }
 
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
@@ -341,7 +381,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   // The parent's MLflow id: created by this target, or (exporters, bridge, sync) found by its tag.
   private async _parentRunId(experimentId: string, parentRuntelId: string): Promise<string | undefined> {
-    const known = await this.mlflowRunId(parentRuntelId);
+    const entry = this._ids.get(parentRuntelId);
+    const known = entry?.settled === true ? await entry.id : undefined;
     if (known !== undefined || !this._config.findExistingRuns) return known;
     return (await this.findRun(experimentId, parentRuntelId))?.runId;
   }
