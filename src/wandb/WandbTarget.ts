@@ -352,7 +352,10 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     let exists = false;
     if (this._config.replay || this._config.findExistingRuns || event.resumed === true) {
       const status = await this.wandb.runResumeStatus(entity, project, run.wandbId);
-      if (status !== undefined) await continueFrom(this.wandb, run.history, { wandbId: run.wandbId, entity, project }, status, this._config);
+      if (status !== undefined) {
+        await continueFrom(this.wandb, run.history, { wandbId: run.wandbId, entity, project }, status, this._config);
+        this._account(run);
+      }
       exists = status !== undefined;
     }
     // A replay leaves the state of a run W&B has alone (its completion comes again at the end).

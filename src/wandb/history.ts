@@ -221,6 +221,27 @@ export class RunHistory {
         if (!RESERVED_KEYS.has(key) && key !== this.stepMetric) this._known.add(`${key}\0${step}`);
       }
     }
+    // Points added before W&B's lines were read (the run is created in the background) are checked too.
+    const known = this._known;
+    if (known === undefined) return;
+    const purge = (rows: Row[]): Row[] =>
+      rows.filter((row) => {
+        for (const key of [...row.values.keys()]) {
+          if (!known.has(`${safeKey(key, this.stepMetric)}\0${row.step}`)) continue;
+          row.values.delete(key);
+          this.skippedPoints++;
+          this._bufferedPoints--;
+        }
+        return row.values.size > 0;
+      });
+    for (const [step, rows] of this._open) {
+      const kept = purge(rows);
+      if (kept.length > 0) this._open.set(step, kept);
+      else this._open.delete(step);
+    }
+    const closed = purge(this._closed);
+    this._closed.length = 0;
+    this._closed.push(...closed);
   }
 
   /** The smallest seq of a point not yet acknowledged (open, closed or encoded), or Infinity. */
