@@ -16,7 +16,7 @@ import { OTLP_DESCRIPTOR_ROOT } from '../../src/generated/otlp/descriptor.js';
 import { RecordingBackend, loggedScenario, referenceEvents } from './helpers.js';
 
 const codec = new OtlpCodec();
-const root = protobuf.Root.fromJSON(OTLP_DESCRIPTOR_ROOT as protobuf.INamespace);
+const root = protobuf.Root.fromJSON(OTLP_DESCRIPTOR_ROOT);
 const bridges: RuntelBridge[] = [];
 const clients: Client[] = [];
 

@@ -168,7 +168,7 @@ describe.each<['http' | 'grpc']>([['http'], ['grpc']])('a bridge killed with SIG
       // W&B: every step once, no row twice.
       for (const run of [...parents, ...children]) {
         const stored = await poll(`${run.name} complete in W&B`, () => Promise.resolve(wandb!.getRun(experiment, wandbRunId(run.id))?.complete === true ? wandb!.getRun(experiment, wandbRunId(run.id)) : undefined), 60_000);
-        const rows = wandb!.history(stored!);
+        const rows = wandb!.history(stored);
         expect(rowsWandbKeeps(rows), run.name).toEqual(rows);
         const points = pointsOf(rows);
         const seen = new Set(points.map(([step, key]) => `${key}@${step}`));
