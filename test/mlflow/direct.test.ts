@@ -214,4 +214,23 @@ describe('MlflowLogger (checks made before the store is reached: on SQLite)', ()
     expect(String(mlflowFailures[0]!.error)).toMatch(/INVALID_PARAMETER_VALUE|RESOURCE_DOES_NOT_EXIST/);
     expect(readRun(join(dir, run.id))!.record.metrics.loss).toHaveLength(51);
   });
+
+  it('an experiment runtel creates is marked model training (mlflow.experimentKind); an existing one, with or without a kind, is left alone', async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${mlflow.server.url}/api/2.0/mlflow/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await post('experiments/create', { name: 'kind-genai', tags: [{ key: 'mlflow.experimentKind', value: 'genai_development' }] });
+    await post('experiments/create', { name: 'kind-none' });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url });
+    for (const experiment of ['kind-new', 'kind-genai', 'kind-none']) await logger.startRun({ name: experiment, experiment }).finish();
+    await logger.shutdown();
+    const kindOf = async (name: string) => {
+      const res = (await (await fetch(`${mlflow.server.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${name}`)).json()) as { experiment: { tags?: Array<{ key: string; value: string }> } };
+      return res.experiment.tags?.find((t) => t.key === 'mlflow.experimentKind')?.value;
+    };
+    expect(await kindOf('kind-new')).toBe('custom_model_development');
+    expect(await kindOf('kind-genai')).toBe('genai_development');
+    expect(await kindOf('kind-none')).toBeUndefined();
+    // And each run went to its experiment (none was created twice).
+    for (const experiment of ['kind-new', 'kind-genai', 'kind-none']) expect((await runsByRuntelId(mlflow.client, experiment)).size).toBe(1);
+  });
 });
