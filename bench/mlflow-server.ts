@@ -1,19 +1,39 @@
-// What the MLflow benchmarks share: a fresh server per case (store on tmpfs), and the server's
-// ceiling, raw log-batch requests of 1000 metrics with pre-built bodies.
+// What the MLflow benchmarks share: a fresh server per case (SQLite file or PostgreSQL cluster on
+// tmpfs), and the server's ceiling, raw log-batch requests of 1000 metrics with pre-built bodies.
 
 import { existsSync } from 'node:fs';
 import { request } from 'undici';
 import { MlflowClient } from '../src/index.js';
 import { startMlflow } from '../test/services/index.js';
-import type { MlflowHandle } from '../test/services/index.js';
+import type { MlflowHandle, MlflowStore } from '../test/services/index.js';
 
 // MLflow's SQLite store fsyncs every commit: on a VM's disk that jitter swamps the comparison, so the
-// servers keep their stores on tmpfs when there is one (TMPDIR overrides).
+// servers keep their stores (the SQLite file, the PostgreSQL cluster) on tmpfs when there is one
+// (TMPDIR overrides).
 if (process.env.TMPDIR === undefined && existsSync('/dev/shm')) process.env.TMPDIR = '/dev/shm';
 
+/** How each benchmark's MLflow server runs: its store, and its worker processes. */
+export interface ServerSetup {
+  store: MlflowStore;
+  workers: number;
+}
+
+/** The stores measured, with the server's workers: env BENCH_STORES (default sqlite,postgres), BENCH_WORKERS (default 1 for SQLite, 2 for PostgreSQL). */
+export function serverSetups(): ServerSetup[] {
+  const stores = (process.env.BENCH_STORES ?? 'sqlite,postgres').split(',').map((s) => s.trim()) as MlflowStore[];
+  for (const store of stores) if (store !== 'sqlite' && store !== 'postgres') throw new Error(`BENCH_STORES: unknown store ${JSON.stringify(store)} (sqlite, postgres)`);
+  const workers = process.env.BENCH_WORKERS === undefined ? undefined : Number(process.env.BENCH_WORKERS);
+  // SQLite takes one write at a time whatever the workers; PostgreSQL gets one worker per core here.
+  return stores.map((store) => ({ store, workers: workers ?? (store === 'sqlite' ? 1 : 2) }));
+}
+
+export function describeSetup(setup: ServerSetup): string {
+  return `${setup.store === 'sqlite' ? 'SQLite' : 'PostgreSQL'}, ${setup.workers} worker${setup.workers === 1 ? '' : 's'}`;
+}
+
 /** Runs `work` against a fresh MLflow server, stopped afterwards. */
-export async function withServer<T>(work: (server: MlflowHandle, client: MlflowClient) => Promise<T>): Promise<T> {
-  const server = await startMlflow();
+export async function withServer<T>(setup: ServerSetup, work: (server: MlflowHandle, client: MlflowClient) => Promise<T>): Promise<T> {
+  const server = await startMlflow({ store: setup.store, workers: setup.workers });
   const client = new MlflowClient({ trackingUri: server.url });
   try {
     return await work(server, client);
@@ -24,8 +44,8 @@ export async function withServer<T>(work: (server: MlflowHandle, client: MlflowC
 }
 
 /** Points/s of raw log-batch requests (keys × steps points, 1000 a request) at `concurrency`; only HTTP and the server's work are timed. */
-export function ceilingCase(keys: number, steps: number, concurrency: number): Promise<number> {
-  return withServer(async (server, client) => {
+export function ceilingCase(setup: ServerSetup, keys: number, steps: number, concurrency: number): Promise<number> {
+  return withServer(setup, async (server, client) => {
     const experimentId = await client.getOrCreateExperiment('bench-ceiling');
     const info = await client.createRun({ experiment_id: experimentId, run_name: `ceiling-${concurrency}`, start_time: Date.now(), tags: [] });
     const bodies: string[] = [];

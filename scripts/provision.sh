@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Provision the real services runtel's tests run: Jaeger v2, a custom OpenTelemetry Collector,
-# Prometheus, MLflow (and the wandb Python package).
+# Prometheus, MLflow (and the wandb Python package), PostgreSQL (a store for MLflow) and headless
+# Chromium (for the tests that look at MLflow's UI).
 #
-#   bash scripts/provision.sh [jaeger|otelcol|prometheus|mlflow|all]...   (default: all)
+#   bash scripts/provision.sh [jaeger|otelcol|prometheus|mlflow|postgres|chromium|all]...   (default: all)
 #
 # Everything lands in ${RUNTEL_CACHE_DIR:-$HOME/.cache/runtel}, outside the clone, so every
 # clone (and every CI run on the same machine) reuses it. Each step writes a stamp file holding
@@ -17,6 +18,7 @@ JAEGER_VERSION=v2.13.0
 OTELCOL_VERSION=v0.161.0 # collector core, contrib components and the builder: one release
 MLFLOW_VERSION=3.17.2 # with the [auth] extra (basic-auth app, for the credentials tests). 3.18.0 is listed, but its mlflow-skinny==3.18.0 is not served
 WANDB_VERSION=0.31.0
+PSYCOPG_VERSION=3.3.9 # MLflow's PostgreSQL driver, in the MLflow venv: psycopg 3 is SQLAlchemy 2.1's default for postgresql:// URIs
 # -------------------------------------------------------------------------------------------
 
 CACHE="${RUNTEL_CACHE_DIR:-$HOME/.cache/runtel}"
@@ -255,11 +257,33 @@ make_venv() {
   log "$name: installed $pkg $version in $(elapsed "$t0")"
 }
 
+# The PostgreSQL driver goes into the MLflow venv on top of MLflow: added to a venv that is
+# already there (never a rebuild of it, which other clones' running tests may be using).
+mlflow_driver_current() {
+  # (psycopg.pq.__impl__: "binary" is the wheel's bundled libpq build)
+  [[ "$("$CACHE/venv-mlflow/bin/python" -c 'import psycopg; print(psycopg.__version__, psycopg.pq.__impl__)' 2>/dev/null)" == "$PSYCOPG_VERSION binary" ]]
+}
+
+provision_mlflow_driver() {
+  if mlflow_driver_current; then
+    log "mlflow: PostgreSQL driver psycopg[binary] $PSYCOPG_VERSION already installed"
+    return 0
+  fi
+  local t0 logfile="$LOGS/mlflow-driver-install.log"
+  t0=$(date +%s)
+  log "mlflow: installing the PostgreSQL driver psycopg[binary]==$PSYCOPG_VERSION into $CACHE/venv-mlflow (log: $logfile)"
+  "$CACHE/venv-mlflow/bin/pip" install --disable-pip-version-check -q "psycopg[binary]==$PSYCOPG_VERSION" >"$logfile" 2>&1 ||
+    { fail_with_log "mlflow: pip install psycopg[binary]==$PSYCOPG_VERSION" "$logfile"; return 1; }
+  mlflow_driver_current || { fail "mlflow: psycopg $PSYCOPG_VERSION (binary) does not import after the install"; return 1; }
+  log "mlflow: PostgreSQL driver installed in $(elapsed "$t0")"
+}
+
 provision_mlflow() {
   if venv_current mlflow "mlflow[auth]" "$MLFLOW_VERSION" && venv_current wandb wandb "$WANDB_VERSION" && [[ -x "$BIN/mlflow" ]]; then
     log "mlflow: mlflow $MLFLOW_VERSION already installed ($CACHE/venv-mlflow, $BIN/mlflow)"
     log "wandb: wandb $WANDB_VERSION already installed ($CACHE/venv-wandb)"
-    return 0
+    provision_mlflow_driver
+    return
   fi
   make_venv mlflow "mlflow[auth]" "$MLFLOW_VERSION" "$LOGS/mlflow-install.log" || return 1
   local ver
@@ -267,12 +291,83 @@ provision_mlflow() {
   grep -q "$MLFLOW_VERSION" <<<"$ver" || { fail "mlflow: unexpected version: $ver"; return 1; }
   ln -sfn "$CACHE/venv-mlflow/bin/mlflow" "$BIN/mlflow"
   log "mlflow: $ver ($BIN/mlflow)"
+  provision_mlflow_driver || return 1
 
   make_venv wandb wandb "$WANDB_VERSION" "$LOGS/wandb-install.log" || return 1
   ver=$("$CACHE/venv-wandb/bin/python" -c 'import wandb; print(wandb.__version__)' 2>&1) ||
     { fail "wandb: import wandb failed: $ver"; return 1; }
   [[ "$ver" == "$WANDB_VERSION" ]] || { fail "wandb: unexpected version: $ver"; return 1; }
   log "wandb: wandb $ver ($CACHE/venv-wandb/bin/python)"
+}
+
+# ---- PostgreSQL (Debian package; tests start throwaway clusters of their own) ---------------
+# The package's own cluster is not started (policy-rc.d), and the tests never use it: each test
+# store is a fresh `initdb` on a free loopback port, run as an unprivileged user.
+postgres_bindir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [[ -n "$dir" && -x "$dir/initdb" && -x "$dir/postgres" ]] && echo "$dir"
+}
+
+# Run a command with a policy-rc.d that keeps package scripts from starting services.
+without_service_starts() {
+  local added_policy=0 rc=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
+  "$@" || rc=$?
+  [[ $added_policy -eq 1 ]] && rm -f /usr/sbin/policy-rc.d
+  return $rc
+}
+
+provision_postgres() {
+  local t0 logfile state="already installed" dir
+  t0=$(date +%s)
+  logfile="$LOGS/postgres-install.log"
+  if ! dir=$(postgres_bindir) || ! command -v psql >/dev/null 2>&1; then
+    command -v apt-get >/dev/null 2>&1 || { fail "postgres: not installed and apt-get is not available"; return 1; }
+    log "postgres: installing the Debian package (log: $logfile)"
+    without_service_starts apt_install postgresql postgresql-client >"$logfile" 2>&1 ||
+      { fail_with_log "postgres: apt-get install postgresql" "$logfile"; return 1; }
+    dir=$(postgres_bindir) || { fail "postgres: installed, but no /usr/lib/postgresql/*/bin/initdb"; return 1; }
+    state="installed in $(elapsed "$t0")"
+  fi
+  local tool
+  for tool in initdb postgres pg_isready; do ln -sfn "$dir/$tool" "$BIN/$tool"; done
+  ln -sfn "$(command -v psql)" "$BIN/psql"
+  # PostgreSQL refuses to run as root: the tests run it as this user when they are root.
+  if [[ $(id -u) -eq 0 ]] && ! id -u postgres >/dev/null 2>&1; then
+    fail "postgres: the package's 'postgres' user is missing (tests running as root start clusters as it)"
+    return 1
+  fi
+  local ver
+  ver=$("$BIN/postgres" --version 2>&1) || { fail "postgres: '$BIN/postgres --version' failed: $ver"; return 1; }
+  write_stamp postgres "$ver"
+  log "postgres: $state ($ver; $BIN/postgres -> $dir/postgres)"
+  # And MLflow's driver for it, when the MLflow venv is there (the mlflow target installs it too).
+  if [[ -x "$CACHE/venv-mlflow/bin/python" ]]; then provision_mlflow_driver || return 1; fi
+}
+
+# ---- Chromium (Debian package; the tests drive it headless with playwright-core) -------------
+provision_chromium() {
+  local t0 logfile state="already installed"
+  t0=$(date +%s)
+  logfile="$LOGS/chromium-install.log"
+  if [[ ! -x /usr/bin/chromium ]]; then
+    command -v apt-get >/dev/null 2>&1 || { fail "chromium: not installed and apt-get is not available"; return 1; }
+    log "chromium: installing the Debian package (log: $logfile)"
+    # fonts-liberation: legible screenshots (chromium only recommends a font).
+    apt_install chromium fonts-liberation >"$logfile" 2>&1 || { fail_with_log "chromium: apt-get install chromium" "$logfile"; return 1; }
+    state="installed in $(elapsed "$t0")"
+  fi
+  local ver
+  ver=$(/usr/bin/chromium --version 2>&1 | tail -n 1) || { fail "chromium: '/usr/bin/chromium --version' failed: $ver"; return 1; }
+  grep -q '^Chromium ' <<<"$ver" || { fail "chromium: unexpected version output: $ver"; return 1; }
+  ln -sfn /usr/bin/chromium "$BIN/chromium"
+  write_stamp chromium "$ver"
+  log "chromium: $state ($ver; /usr/bin/chromium)"
 }
 
 # ---- main -----------------------------------------------------------------------------------
@@ -283,14 +378,14 @@ main() {
   local t
   for t in "${targets[@]}"; do
     case "$t" in
-      all) services+=(jaeger otelcol prometheus mlflow) ;;
-      jaeger | otelcol | prometheus | mlflow) services+=("$t") ;;
+      all) services+=(jaeger otelcol prometheus mlflow postgres chromium) ;;
+      jaeger | otelcol | prometheus | mlflow | postgres | chromium) services+=("$t") ;;
       -h | --help)
-        sed -n '2,10p' "${BASH_SOURCE[0]}"
+        sed -n '2,11p' "${BASH_SOURCE[0]}"
         return 0
         ;;
       *)
-        echo "usage: $0 [jaeger|otelcol|prometheus|mlflow|all]..." >&2
+        echo "usage: $0 [jaeger|otelcol|prometheus|mlflow|postgres|chromium|all]..." >&2
         return 2
         ;;
     esac

@@ -24,7 +24,7 @@ export interface MlflowBackendOptions extends MlflowClientOptions {
   maxEntitiesPerBatch?: number;
   maxParamValueLength?: number;
   maxTagValueLength?: number;
-  /** Requests in flight at once, across runs. Default 2: one is sent while the server works on the other (more only queues on a SQLite-backed server). */
+  /** Requests in flight at once, across runs. Default 4: what a PostgreSQL-backed server with several workers takes best; the same as 2 on a SQLite-backed one, where more only queue (docs/services.md, bench/mlflow-ingest.ts). */
   maxConcurrentRequests?: number;
   /** Points queued before new points are dropped (and counted). Default 1,000,000. */
   maxQueuedPoints?: number;
@@ -61,7 +61,7 @@ export class MlflowBackend extends DeliveryBackend<MlflowRunState> {
 
   constructor(options: MlflowBackendOptions = {}) {
     const client = new MlflowClient(options);
-    const maxConcurrentRequests = options.maxConcurrentRequests ?? 2;
+    const maxConcurrentRequests = options.maxConcurrentRequests ?? 4;
     const heartbeatIntervalMillis = heartbeatInterval(options.heartbeatIntervalMillis);
     const target = new MlflowTarget(client, {
       maxMetricsPerBatch: options.maxMetricsPerBatch ?? 1000,

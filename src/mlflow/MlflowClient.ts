@@ -53,7 +53,11 @@ export interface MlflowClientOptions extends HttpRetryOptions {
   serverCertPath?: string;
 }
 
-/** The experiment tag MLflow 3's UI reads to open an experiment in its model-training view. */
+/**
+ * MLflow 3's kind of experiment (an experiment tag): `custom_model_development` marks model training
+ * (runs, their charts), `genai_development` GenAI apps. MLflow 3.17.2's own UI does not read it: its
+ * sidebar switch picks the view (GenAI by default, remembered by the browser).
+ */
 export const EXPERIMENT_KIND_TAG = 'mlflow.experimentKind';
 export const EXPERIMENT_KIND_TRAINING = 'custom_model_development';
 
@@ -131,8 +135,8 @@ export class MlflowClient {
 
   /**
    * Race-safe: a concurrent create answers RESOURCE_ALREADY_EXISTS (HTTP 400), then we look it up
-   * again. An experiment runtel creates is marked a model-training one (MLflow 3's UI otherwise opens
-   * it in its GenAI view); one that exists is left as it is.
+   * again. An experiment runtel creates is marked a model-training one (EXPERIMENT_KIND_TAG); one that
+   * exists is left as it is.
    */
   async getOrCreateExperiment(name: string): Promise<string> {
     const existing = await this.getExperimentIdByName(name);

@@ -2,7 +2,8 @@
 // batch → otlphttp exporter, protobuf + gzip, retry_on_failure, sending_queue with 4 consumers) →
 // the bridge → a real MLflow. MLflow gets the runs live (the run exists and has points while it is
 // still training), then params, every metric step (NaN and ±Infinity as MLflow stores them),
-// nesting, statuses, and the artifact as a tag.
+// nesting, statuses, and the artifact as a tag. The end-to-end run goes to MLflow on each store
+// (SQLite and PostgreSQL), NaN and ±Infinity read back with MLflow's own Python client too.
 
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -14,33 +15,55 @@ import type { RuntelBridge } from '../../src/bridge/RuntelBridge.js';
 import { MlflowClient } from '../../src/mlflow/MlflowClient.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
 import { flattenParams } from '../../src/core/params.js';
-import { startMlflow } from '../services/index.js';
-import type { CollectorHandle, MlflowHandle } from '../services/index.js';
+import { MLFLOW_STORES, startMlflow } from '../services/index.js';
+import type { CollectorHandle, MlflowHandle, MlflowStore } from '../services/index.js';
 import { poll, setupOrFail } from '../otel/real/util.js';
+import { pyValue, readBackWithPython } from '../mlflow/helpers.js';
 import { mlflowRunsFor, otelEmitter, paramsOf, runsTaggedAnywhere, startBridgeCollector, tagsOf } from './pipeline.js';
 
 const EXPERIMENT = 'bridge-e2e';
 const STEPS = 300;
 
-let mlflow: MlflowHandle | undefined;
-let bridge: RuntelBridge | undefined;
-let collector: CollectorHandle | undefined;
-let client: MlflowClient;
-let otlpUrl = '';
-const bridgeLog: string[] = [];
+/** MLflow on one store, the bridge in front of it, and a collector in front of the bridge. */
+interface Pipeline {
+  mlflow: MlflowHandle;
+  bridge: RuntelBridge;
+  collector: CollectorHandle;
+  client: MlflowClient;
+  otlpUrl: string;
+  bridgeLog: string[];
+}
+
+const pipelines: Partial<Record<MlflowStore, Pipeline>> = {};
+
+async function startPipeline(store: MlflowStore): Promise<void> {
+  const mlflow = await startMlflow({ store });
+  const client = new MlflowClient({ trackingUri: mlflow.url, retryTimeoutMillis: 10_000 });
+  const bridgeLog: string[] = [];
+  const bridge = await createBridge({ port: 0, mlflow: { trackingUri: mlflow.url, flushIntervalMillis: 200 }, wandb: false, log: (line) => bridgeLog.push(line) });
+  const { collector, otlpUrl } = await startBridgeCollector(bridge.url);
+  pipelines[store] = { mlflow, bridge, collector, client, otlpUrl, bridgeLog };
+}
 
 const ready = setupOrFail(async () => {
-  mlflow = await startMlflow();
-  client = new MlflowClient({ trackingUri: mlflow.url, retryTimeoutMillis: 10_000 });
-  bridge = await createBridge({ port: 0, mlflow: { trackingUri: mlflow.url, flushIntervalMillis: 200 }, wandb: false, log: (line) => bridgeLog.push(line) });
-  ({ collector, otlpUrl } = await startBridgeCollector(bridge.url));
+  await Promise.all(MLFLOW_STORES.map(startPipeline));
 }, 300_000);
 
+/** The pipeline to `store`, once the setup has succeeded. */
+function pipeline(store: MlflowStore): Pipeline {
+  ready();
+  return pipelines[store]!;
+}
+
 afterAll(async () => {
-  await collector?.stop();
-  await bridge?.close();
-  await client?.close();
-  await mlflow?.stop();
+  await Promise.all(
+    Object.values(pipelines).map(async (p) => {
+      await p.collector.stop();
+      await p.bridge.close();
+      await p.client.close();
+      await p.mlflow.stop();
+    }),
+  );
 });
 
 /** The value logged for `key` at `step` of child `c`: NaN and ±Infinity among ordinary values. */
@@ -50,9 +73,9 @@ function valueAt(c: number, key: 'loss' | 'acc', step: number): number {
   return specials[step % 50] ?? 1 / (step + 1 + c);
 }
 
-describe('OtelLogger → otelcol-runtel → bridge → MLflow', () => {
+describe.each(MLFLOW_STORES)('OtelLogger → otelcol-runtel → bridge → MLflow (%s store)', (store) => {
   it('creates the run live, then delivers params, every step, nesting, statuses and the artifact tag', async () => {
-    ready();
+    const { mlflow, bridge, collector, client, otlpUrl } = pipeline(store);
     const emitter = otelEmitter(otlpUrl, 'bridge-e2e');
     const config = { lr: 0.01, layers: [64, 32], optimizer: { name: 'adam', beta: 0.9 } };
     const startedAt = Date.now();
@@ -117,7 +140,7 @@ describe('OtelLogger → otelcol-runtel → bridge → MLflow', () => {
     expect(Number(parentRun.info.start_time)).toBeLessThanOrEqual(Number(parentRun.info.end_time));
 
     // No duplicate anywhere (4 consumers reorder the collector's batches).
-    for (const run of [parent, ...children]) expect(await runsTaggedAnywhere(client, mlflow!.url, run.id)).toHaveLength(1);
+    for (const run of [parent, ...children]) expect(await runsTaggedAnywhere(client, mlflow.url, run.id)).toHaveLength(1);
     for (const [c, child] of children.entries()) {
       const run = runs.get(child.id)!;
       expect(run.info.status).toBe(c === 2 ? 'FAILED' : 'FINISHED');
@@ -138,17 +161,29 @@ describe('OtelLogger → otelcol-runtel → bridge → MLflow', () => {
     }
     const nan = (await client.getMetricHistory(runs.get(children[0]!.id)!.info.run_id, 'loss')).filter((p) => Number.isNaN(p.value));
     expect(nan.map((p) => p.step)).toEqual([7, 57, 107, 157, 207, 257]);
-    expect(bridge!.stats()).toMatchObject({ rejectedLogRecords: 0, artifacts: 1 });
+    expect(bridge.stats()).toMatchObject({ rejectedLogRecords: 0, artifacts: 1 });
     // What the collector's otlphttp exporter sends by default.
-    expect(Object.keys(bridge!.stats().accepted)).toEqual(['protobuf+gzip']);
-    expect(bridge!.failureCounts()).toEqual({});
-    expect(collector!.logs()).not.toMatch(/Exporting failed\. Dropping data/);
+    expect(Object.keys(bridge.stats().accepted)).toEqual(['protobuf+gzip']);
+    expect(bridge.failureCounts()).toEqual({});
+    expect(collector.logs()).not.toMatch(/Exporting failed\. Dropping data/);
+
+    // MLflow's own Python client reads the same: NaN, and ±Infinity as the store keeps it (±max double).
+    const py = await readBackWithPython(mlflow.url, EXPERIMENT);
+    const pyTrial = py.find((r) => r.tags['runtel.run_id'] === children[0]!.id)!;
+    expect(pyTrial.tags['mlflow.parentRunId']).toBe(parentRun.info.run_id);
+    const pyLoss = new Map(pyTrial.metrics.loss!.map(([step, value]) => [step, value]));
+    expect([7, 13, 17, 19].map((step) => pyLoss.get(step))).toEqual(['NaN', Number.MAX_VALUE, -Number.MAX_VALUE, 1e300]);
+    expect(pyTrial.metrics.loss!.map(([step, value]) => Object.is(pyValue(value), valueAt(0, 'loss', step)))).not.toContain(false);
+    expect(py.find((r) => r.tags['runtel.run_id'] === children[2]!.id)!.status).toBe('FAILED');
   }, 240_000);
+});
+
+describe('OtelLogger → otelcol-runtel → bridge → MLflow (SQLite store): encodings', () => {
 
   it("takes the collector's OTLP/JSON too (encoding: json)", async () => {
-    ready();
-    const json = await startBridgeCollector(bridge!.url, 'json');
-    const before = bridge!.stats().accepted['json+gzip'] ?? 0;
+    const { bridge, client } = pipeline('sqlite');
+    const json = await startBridgeCollector(bridge.url, 'json');
+    const before = bridge.stats().accepted['json+gzip'] ?? 0;
     try {
       const emitter = otelEmitter(json.otlpUrl, 'bridge-e2e-json');
       const run = emitter.logger.startRun({ name: 'via-json', experiment: EXPERIMENT, config: { batch: 32 } });
@@ -169,7 +204,7 @@ describe('OtelLogger → otelcol-runtel → bridge → MLflow', () => {
       expect(paramsOf(found.r)).toEqual({ batch: '32' });
       expect(found.points.sort((a, b) => a.step - b.step).map((p) => p.value)).toEqual(values);
       expect(json.collector.logs()).not.toMatch(/Exporting failed/);
-      expect(bridge!.stats().accepted['json+gzip'] ?? 0).toBeGreaterThan(before);
+      expect(bridge.stats().accepted['json+gzip'] ?? 0).toBeGreaterThan(before);
     } finally {
       await json.collector.stop();
     }

@@ -26,7 +26,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 function composeEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('COMPOSE_') || key.startsWith('DOCKER_')) delete env[key];
-  for (const key of ['RUNTEL_BRIDGE_TOKEN', 'RUNTEL_EXPERIMENT', 'GRAFANA_ADMIN_PASSWORD']) delete env[key];
+  for (const key of ['RUNTEL_BRIDGE_TOKEN', 'RUNTEL_EXPERIMENT', 'GRAFANA_ADMIN_PASSWORD', 'MLFLOW_DB_PASSWORD', 'MLFLOW_WORKERS']) delete env[key];
   return { ...env, ...extra };
 }
 
@@ -66,7 +66,7 @@ describe('docker-compose.yml (docker-compose config)', () => {
 
   it('has the stack services, and the trainer only in the demo profile', () => {
     // (Compose 1.29's `config` lists every service, with its profiles.)
-    const all = ['bridge', 'grafana', 'jaeger', 'mlflow', 'otel-collector', 'prometheus', 'trainer'];
+    const all = ['bridge', 'grafana', 'jaeger', 'mlflow', 'otel-collector', 'postgres', 'prometheus', 'trainer'];
     expect(Object.keys(resolved.services).sort()).toEqual(all);
     expect(Object.keys(resolvedDemo.services).sort()).toEqual(all);
     for (const name of all) expect(resolved.services[name].profiles, name).toEqual(name === 'trainer' ? ['demo'] : undefined);
@@ -114,6 +114,44 @@ describe('docker-compose.yml (docker-compose config)', () => {
       expect(cfg.services.bridge.environment.RUNTEL_BRIDGE_TOKEN).toBe(token);
       expect(cfg.services['otel-collector'].environment.RUNTEL_BRIDGE_TOKEN).toBe(token);
     });
+  });
+
+  it('MLflow keeps runs in the postgres service (a volume, a health check) with several workers, and artifacts in a volume', async () => {
+    const { mlflow, postgres } = resolved.services;
+    // PostgreSQL: its data on a named volume, healthy once it answers, not published.
+    const pgVolume = (postgres.volumes as any[]).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`)).find((v: string) => v.endsWith(':/var/lib/postgresql/data') || v.includes(':/var/lib/postgresql/data:'));
+    expect(pgVolume?.split(':')[0]).toBe('postgres-data');
+    expect(Object.keys(resolved.volumes)).toEqual(expect.arrayContaining(['postgres-data', 'mlflow-artifacts']));
+    expect(postgres.healthcheck.test).toEqual(['CMD', 'pg_isready', '-U', postgres.environment.POSTGRES_USER, '-d', postgres.environment.POSTGRES_DB]);
+    expect(postgres.ports).toBeUndefined();
+    // MLflow: started once PostgreSQL is healthy, its store URI from the environment naming that
+    // service, user, password and database.
+    expect(mlflow.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    const store = new URL(mlflow.environment.MLFLOW_BACKEND_STORE_URI);
+    expect(store.protocol).toBe('postgresql:');
+    expect({ host: store.hostname, port: store.port, user: store.username, password: store.password, db: store.pathname.slice(1) }).toEqual({
+      host: 'postgres',
+      port: '5432',
+      user: postgres.environment.POSTGRES_USER,
+      password: postgres.environment.POSTGRES_PASSWORD,
+      db: postgres.environment.POSTGRES_DB,
+    });
+    expect(mlflow.command.join(' ')).not.toMatch(/--backend-store-uri|sqlite/);
+    const workers = Number(/--workers=(\d+)/.exec(mlflow.command.join(' '))?.[1]);
+    expect(workers).toBeGreaterThan(1);
+    // Artifacts in a named volume, where --artifacts-destination points.
+    const destination = /--artifacts-destination=(\S+)/.exec(mlflow.command.join(' '))![1];
+    expect((mlflow.volumes as any[]).map((v) => (typeof v === 'string' ? v : `${v.source}:${v.target}`))).toContainEqual(expect.stringMatching(new RegExp(`^mlflow-artifacts:${destination}(:|$)`)));
+    // The password and the worker count come from the environment.
+    const custom = parse((await dockerCompose(['config'], composeEnv({ MLFLOW_DB_PASSWORD: 's3cret', MLFLOW_WORKERS: '8' }))).stdout);
+    expect(new URL(custom.services.mlflow.environment.MLFLOW_BACKEND_STORE_URI).password).toBe('s3cret');
+    expect(custom.services.postgres.environment.POSTGRES_PASSWORD).toBe('s3cret');
+    expect(custom.services.mlflow.command).toContain('--workers=8');
+    // The MLflow image has the driver SQLAlchemy uses for postgresql:// (psycopg 3), at the version the tests run.
+    const dockerfile = readFileSync(join(REPO_ROOT, 'deploy/mlflow/Dockerfile'), 'utf8');
+    const provision = readFileSync(join(REPO_ROOT, 'scripts/provision.sh'), 'utf8');
+    expect(dockerfile).toContain(`"psycopg[binary]==${/^PSYCOPG_VERSION=(\S+)/m.exec(provision)![1]}"`);
+    expect(dockerfile).toContain(`"mlflow==${/^MLFLOW_VERSION=(\S+)/m.exec(provision)![1]}"`);
   });
 
   it('the trainer runs the demo against the collector over OTLP/HTTP', () => {

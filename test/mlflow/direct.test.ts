@@ -5,15 +5,50 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CompositeLogger, InMemoryLogger, JsonlLogger, MlflowLogger, readRun, withRun } from '../../src/index.js';
 import type { BackendFailure } from '../../src/index.js';
-import { pyValue, readBackWithPython, runsByRuntelId, waitFor, useMlflowServer } from './helpers.js';
+import { MLFLOW_STORES, pyValue, readBackWithPython, runsByRuntelId, useMlflowServers, waitFor } from './helpers.js';
+import type { MlflowStore } from './helpers.js';
 
-const mlflow = useMlflowServer();
+// One server per store. What depends on the store (values kept, SQL searches, writes) runs on both;
+// the rest, whose outcome is decided before a request reaches the store, on SQLite.
+const servers = useMlflowServers();
 
 function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'runtel-mlflow-'));
 }
 
-describe('MlflowLogger', () => {
+/** What MLflow 3.17.2 returns for special values, by store (the same on both: its SQL store replaces ±Infinity before the database sees it). */
+const STORED: Record<MlflowStore, { rest: unknown[]; python: unknown[] }> = {
+  sqlite: {
+    rest: [1.5, 'NaN', Number.MAX_VALUE, -Number.MAX_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, 5e-324],
+    python: [1.5, 'NaN', Number.MAX_VALUE, -Number.MAX_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, 5e-324],
+  },
+  postgres: {
+    rest: [1.5, 'NaN', Number.MAX_VALUE, -Number.MAX_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, 5e-324],
+    python: [1.5, 'NaN', Number.MAX_VALUE, -Number.MAX_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, 5e-324],
+  },
+};
+
+describe.each(MLFLOW_STORES)('MlflowLogger on MLflow with a %s store', (store) => {
+  const mlflow = servers[store];
+
+  it('NaN, ±Infinity and the extremes: what the store gives back through REST and through the Python client', async () => {
+    const values = [1.5, NaN, Infinity, -Infinity, Number.MAX_VALUE, -Number.MAX_VALUE, 5e-324];
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url });
+    const run = logger.startRun({ name: 'specials', experiment: 'specials' });
+    values.forEach((v, step) => run.logMetrics({ v }, { step, timestamp: 1_700_000_000_000 + step }));
+    await run.finish();
+    await logger.shutdown();
+    const mlflowRun = (await runsByRuntelId(mlflow.client, 'specials')).get(run.id)!;
+    const raw = (await (await fetch(`${mlflow.server.url}/api/2.0/mlflow/metrics/get-history?run_id=${mlflowRun.info.run_id}&metric_key=v`)).json()) as { metrics: Array<{ step: number; value: unknown }> };
+    const rest = raw.metrics.sort((a, b) => a.step - b.step).map((m) => m.value);
+    const [py] = await readBackWithPython(mlflow.server.url, 'specials');
+    const python = py!.metrics.v!.map(([, value]) => value);
+    expect({ rest, python }).toEqual(STORED[store]);
+    // runtel's client reads the stand-ins back as ±Infinity (so a logged ±Number.MAX_VALUE comes back as ±Infinity too).
+    const decoded = (await mlflow.client.getMetricHistory(mlflowRun.info.run_id, 'v')).sort((a, b) => a.step - b.step).map((m) => m.value);
+    expect(decoded).toEqual([1.5, NaN, Infinity, -Infinity, Infinity, -Infinity, 5e-324]);
+  });
+
   it('params, every point (NaN/±Inf), tags, status, nesting and artifacts arrive exactly, by REST and by the Python client', async () => {
     const experiment = 'direct-roundtrip';
     const memory = new InMemoryLogger();
@@ -92,6 +127,41 @@ describe('MlflowLogger', () => {
     await logger.shutdown();
   });
 
+  it('resumes an MLflow run by its runtel id and by its MLflow run id: RUNNING again, steps continue', async () => {
+    const first = new MlflowLogger({ trackingUri: mlflow.server.url });
+    const run = first.startRun({ name: 'resumable', experiment: 'resume', config: { lr: 0.1 } });
+    run.logMetrics({ loss: 1 }, { step: 9 });
+    await run.finish('killed');
+    await first.shutdown();
+    const mlflowId = (await runsByRuntelId(mlflow.client, 'resume')).get(run.id)!.info.run_id;
+
+    const second = new MlflowLogger({ trackingUri: mlflow.server.url });
+    const resumed = await second.resumeRun(run.id, { experiment: 'resume' });
+    expect(resumed.id).toBe(run.id);
+    expect(() => resumed.logParams({ lr: 0.2 })).toThrow('already "0.1"');
+    resumed.logMetrics({ loss: 0.5 });
+    await second.forceFlush();
+    expect((await mlflow.client.getRun(mlflowId)).info.status).toBe('RUNNING');
+    await resumed.finish();
+    await second.shutdown();
+    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10]);
+
+    const third = new MlflowLogger({ trackingUri: mlflow.server.url });
+    const byMlflowId = await third.resumeRun(mlflowId);
+    expect(byMlflowId.id).toBe(run.id);
+    byMlflowId.logMetrics({ loss: 0.25 });
+    await byMlflowId.finish();
+    await third.shutdown();
+    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10, 11]);
+    const runs = await runsByRuntelId(mlflow.client, 'resume');
+    expect(runs.size).toBe(1);
+    await expect(new MlflowLogger({ trackingUri: mlflow.server.url }).resumeRun('0'.repeat(32))).rejects.toThrow('MLflow has no such run');
+  });
+});
+
+describe('MlflowLogger (checks made before the store is reached: on SQLite)', () => {
+  const mlflow = servers.sqlite;
+
   it('10,000 params are chunked within the batch limits', async () => {
     const logger = new MlflowLogger({ trackingUri: mlflow.server.url, flushTimeoutMillis: 120_000 });
     const config: Record<string, number> = {};
@@ -145,34 +215,22 @@ describe('MlflowLogger', () => {
     expect(readRun(join(dir, run.id))!.record.metrics.loss).toHaveLength(51);
   });
 
-  it('resumes an MLflow run by its runtel id and by its MLflow run id: RUNNING again, steps continue', async () => {
-    const first = new MlflowLogger({ trackingUri: mlflow.server.url });
-    const run = first.startRun({ name: 'resumable', experiment: 'resume', config: { lr: 0.1 } });
-    run.logMetrics({ loss: 1 }, { step: 9 });
-    await run.finish('killed');
-    await first.shutdown();
-    const mlflowId = (await runsByRuntelId(mlflow.client, 'resume')).get(run.id)!.info.run_id;
-
-    const second = new MlflowLogger({ trackingUri: mlflow.server.url });
-    const resumed = await second.resumeRun(run.id, { experiment: 'resume' });
-    expect(resumed.id).toBe(run.id);
-    expect(() => resumed.logParams({ lr: 0.2 })).toThrow('already "0.1"');
-    resumed.logMetrics({ loss: 0.5 });
-    await second.forceFlush();
-    expect((await mlflow.client.getRun(mlflowId)).info.status).toBe('RUNNING');
-    await resumed.finish();
-    await second.shutdown();
-    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10]);
-
-    const third = new MlflowLogger({ trackingUri: mlflow.server.url });
-    const byMlflowId = await third.resumeRun(mlflowId);
-    expect(byMlflowId.id).toBe(run.id);
-    byMlflowId.logMetrics({ loss: 0.25 });
-    await byMlflowId.finish();
-    await third.shutdown();
-    expect((await mlflow.client.getMetricHistory(mlflowId, 'loss')).map((m) => m.step).sort((a, b) => a - b)).toEqual([9, 10, 11]);
-    const runs = await runsByRuntelId(mlflow.client, 'resume');
-    expect(runs.size).toBe(1);
-    await expect(new MlflowLogger({ trackingUri: mlflow.server.url }).resumeRun('0'.repeat(32))).rejects.toThrow('MLflow has no such run');
+  it('an experiment runtel creates is marked model training (mlflow.experimentKind); an existing one, with or without a kind, is left alone', async () => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${mlflow.server.url}/api/2.0/mlflow/${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    await post('experiments/create', { name: 'kind-genai', tags: [{ key: 'mlflow.experimentKind', value: 'genai_development' }] });
+    await post('experiments/create', { name: 'kind-none' });
+    const logger = new MlflowLogger({ trackingUri: mlflow.server.url });
+    for (const experiment of ['kind-new', 'kind-genai', 'kind-none']) await logger.startRun({ name: experiment, experiment }).finish();
+    await logger.shutdown();
+    const kindOf = async (name: string) => {
+      const res = (await (await fetch(`${mlflow.server.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=${name}`)).json()) as { experiment: { tags?: Array<{ key: string; value: string }> } };
+      return res.experiment.tags?.find((t) => t.key === 'mlflow.experimentKind')?.value;
+    };
+    expect(await kindOf('kind-new')).toBe('custom_model_development');
+    expect(await kindOf('kind-genai')).toBe('genai_development');
+    expect(await kindOf('kind-none')).toBeUndefined();
+    // And each run went to its experiment (none was created twice).
+    for (const experiment of ['kind-new', 'kind-genai', 'kind-none']) expect((await runsByRuntelId(mlflow.client, experiment)).size).toBe(1);
   });
 });

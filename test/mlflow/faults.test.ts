@@ -10,13 +10,18 @@ import { fileURLToPath } from 'node:url';
 import { MlflowLogger } from '../../src/index.js';
 import type { BackendFailure } from '../../src/index.js';
 import { freePort } from '../services/index.js';
-import { runsByRuntelId, waitFor, useMlflowServer } from './helpers.js';
+import { MLFLOW_STORES, runsByRuntelId, useMlflowServers, waitFor } from './helpers.js';
 
-const mlflow = useMlflowServer();
+// The outage and the lost create-run answer on both stores (a restart of the server on a kept store;
+// the run found again by an SQL search on its tag); the rest, decided in runtel or in a proxy, on SQLite.
+const servers = useMlflowServers();
+const mlflow = servers.sqlite;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe('MLflow faults', () => {
+describe.each(MLFLOW_STORES)('MLflow faults on a %s store', (store) => {
+  const mlflow = servers[store];
+
   it('MLflow stopped for 30 s mid-run and restarted on the same store: every point exactly once, status right', async () => {
     const failures: BackendFailure[] = [];
     // finish() waits for the backlog the outage left (its default bound is 5 s).
@@ -52,6 +57,28 @@ describe('MLflow faults', () => {
     expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
   }, 180_000);
 
+  it('a create-run whose answer is lost is retried without making a second run (found by its runtel.run_id tag)', async () => {
+    let creates = 0;
+    const proxy = await faultyProxy(mlflow.server.port, (path) => (path.endsWith('/runs/create') && creates++ === 0 ? { forward: true, dropAnswer: true } : { forward: true }));
+    const failures: BackendFailure[] = [];
+    const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
+    const run = logger.startRun({ name: 'lost-answer', experiment: 'lost-answer' });
+    for (let step = 0; step < 100; step++) run.logMetrics({ loss: 1 / (step + 1) }, { step });
+    await run.finish();
+    await logger.shutdown();
+    await proxy.close();
+    expect(creates).toBe(1); // the retry found the run instead of creating it again
+    // Only the notice that delivery is retrying, given when the outage began; nothing was lost.
+    expect(failures.filter((f) => f.operation !== 'retry')).toEqual([]);
+    expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
+    const runs = await runsByRuntelId(mlflow.client, 'lost-answer');
+    expect([...runs.keys()]).toEqual([run.id]);
+    expect((await mlflow.client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
+    expect(runs.get(run.id)!.info.status).toBe('FINISHED');
+  });
+});
+
+describe('MLflow faults (SQLite)', () => {
   it('a slow server does not slow the training loop; the queue stays bounded and what overflows is counted', async () => {
     const proxy = await delayingProxy(mlflow.server.port, 1500);
     const logger = new MlflowLogger({ trackingUri: proxy.url, maxQueuedPoints: 5_000, flushTimeoutMillis: 120_000, onError: () => undefined });
@@ -72,26 +99,6 @@ describe('MLflow faults', () => {
     expect(stats.sentPoints + stats.undeliveredPoints).toBe(50_000);
     expect(stats.undeliveredPoints).toBeGreaterThanOrEqual(45_000);
     await proxy.close();
-  });
-
-  it('a create-run whose answer is lost is retried without making a second run (found by its runtel.run_id tag)', async () => {
-    let creates = 0;
-    const proxy = await faultyProxy(mlflow.server.port, (path) => (path.endsWith('/runs/create') && creates++ === 0 ? { forward: true, dropAnswer: true } : { forward: true }));
-    const failures: BackendFailure[] = [];
-    const logger = new MlflowLogger({ trackingUri: proxy.url, retryMaxDelayMillis: 200, onError: (f) => failures.push(f) });
-    const run = logger.startRun({ name: 'lost-answer', experiment: 'lost-answer' });
-    for (let step = 0; step < 100; step++) run.logMetrics({ loss: 1 / (step + 1) }, { step });
-    await run.finish();
-    await logger.shutdown();
-    await proxy.close();
-    expect(creates).toBe(1); // the retry found the run instead of creating it again
-    // Only the notice that delivery is retrying, given when the outage began; nothing was lost.
-    expect(failures.filter((f) => f.operation !== 'retry')).toEqual([]);
-    expect(failures.filter((f) => f.operation === 'retry').map((f) => String(f.error))).toEqual([expect.stringMatching(/retrying in the background/)]);
-    const runs = await runsByRuntelId(mlflow.client, 'lost-answer');
-    expect([...runs.keys()]).toEqual([run.id]);
-    expect((await mlflow.client.getMetricHistory(runs.get(run.id)!.info.run_id, 'loss')).length).toBe(100);
-    expect(runs.get(run.id)!.info.status).toBe('FINISHED');
   });
 
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {

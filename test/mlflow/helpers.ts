@@ -8,21 +8,51 @@ import { afterAll, beforeAll } from 'vitest';
 import { MlflowClient } from '../../src/index.js';
 import type { MlflowRun } from '../../src/mlflow/MlflowClient.js';
 import { decodeStoredValue } from '../../src/mlflow/MlflowClient.js';
-import { mlflowPython, startMlflow } from '../services/index.js';
-import type { MlflowHandle } from '../services/index.js';
+import { MLFLOW_STORES, mlflowPython, startMlflow } from '../services/index.js';
+import type { MlflowHandle, MlflowStore } from '../services/index.js';
 
-/** A real MLflow server and a client for the tests of one file: started before them, stopped after. */
-export function useMlflowServer(): { server: MlflowHandle; client: MlflowClient } {
-  const ctx = {} as { server: MlflowHandle; client: MlflowClient };
+export { MLFLOW_STORES };
+export type { MlflowStore };
+
+export interface MlflowContext {
+  server: MlflowHandle;
+  client: MlflowClient;
+}
+
+/** A real MLflow server (on `store`, default SQLite) and a client for the tests of one file: started before them, stopped after. */
+export function useMlflowServer(store: MlflowStore = 'sqlite'): MlflowContext {
+  return startedBeforeAll([store])[0]!;
+}
+
+/**
+ * One MLflow server on each store (SQLite, PostgreSQL), started side by side before the file's
+ * tests and stopped after. For the assertions that depend on the store (how values are kept, SQL
+ * searches, concurrent writes): `describe.each(MLFLOW_STORES)` over `servers[store]`.
+ */
+export function useMlflowServers(): Record<MlflowStore, MlflowContext> {
+  const contexts = startedBeforeAll(MLFLOW_STORES);
+  return Object.fromEntries(MLFLOW_STORES.map((store, i) => [store, contexts[i]!])) as Record<MlflowStore, MlflowContext>;
+}
+
+function startedBeforeAll(stores: readonly MlflowStore[]): MlflowContext[] {
+  const contexts = stores.map(() => ({}) as MlflowContext);
   beforeAll(async () => {
-    ctx.server = await startMlflow();
-    ctx.client = new MlflowClient({ trackingUri: ctx.server.url });
+    await Promise.all(
+      stores.map(async (store, i) => {
+        const server = await startMlflow({ store });
+        Object.assign(contexts[i]!, { server, client: new MlflowClient({ trackingUri: server.url }) });
+      }),
+    );
   });
   afterAll(async () => {
-    await ctx.client?.close();
-    await ctx.server?.stop();
+    await Promise.all(
+      contexts.map(async (ctx) => {
+        await ctx.client?.close();
+        await ctx.server?.stop();
+      }),
+    );
   });
-  return ctx;
+  return contexts;
 }
 
 export interface PyRun {

@@ -1,12 +1,13 @@
-// Real services for tests: Jaeger v2, the custom OpenTelemetry Collector, Prometheus and MLflow.
+// Real services for tests: Jaeger v2, the custom OpenTelemetry Collector, Prometheus, PostgreSQL
+// and MLflow (on a SQLite or a PostgreSQL store).
 //
 // The binaries come from `bash scripts/provision.sh`, cached outside the clone in
 // ${RUNTEL_CACHE_DIR:-~/.cache/runtel}. Each start picks free loopback ports, so tests may run
 // several instances in parallel; nothing binds a fixed port or a non-loopback address.
 // A missing binary always throws (never skips): the test command provisions first.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { accessSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, chmodSync, chownSync, closeSync, constants, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +26,10 @@ const PROVIDED_BY: Record<string, string> = {
   prometheus: 'prometheus',
   promtool: 'prometheus',
   mlflow: 'mlflow',
+  initdb: 'postgres',
+  postgres: 'postgres',
+  psql: 'postgres',
+  chromium: 'chromium',
 };
 
 function requireExecutable(path: string, what: string, target: string): string {
@@ -138,7 +143,7 @@ interface Proc {
   readonly exitPromise: Promise<void>;
 }
 
-function launch(cmd: string, args: string[], opts: { logFile: string; cwd: string; env?: NodeJS.ProcessEnv }): Proc {
+function launch(cmd: string, args: string[], opts: { logFile: string; cwd: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number }): Proc {
   registerCleanup();
   const logOffset = fileSize(opts.logFile);
   const fd = openSync(opts.logFile, 'a');
@@ -149,6 +154,8 @@ function launch(cmd: string, args: string[], opts: { logFile: string; cwd: strin
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', fd, fd],
       detached: true, // own process group, so stop() also ends the service's own children
+      ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+      ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
     });
   } finally {
     closeSync(fd);
@@ -601,7 +608,160 @@ export async function startPrometheus(options: PrometheusOptions): Promise<Prome
   });
 }
 
+// ---- PostgreSQL ----------------------------------------------------------------------------
+
+export interface PostgresHandle {
+  /** `postgresql://runtel:<password>@127.0.0.1:<port>/<database>` (SQLAlchemy's and MLflow's form). */
+  readonly url: string;
+  readonly port: number;
+  readonly database: string;
+  readonly pid: number;
+  readonly logFile: string;
+  /** Runs one SQL statement with psql; resolves to its unaligned, tuples-only output. */
+  sql(statement: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** The account clusters run as when the tests run as root (PostgreSQL refuses root): the Debian package's `postgres`. */
+function postgresAccount(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const line = readFileSync('/etc/passwd', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('postgres:'));
+  if (line === undefined) {
+    throw new Error("runtel test services: running as root, but there is no 'postgres' user to run PostgreSQL as. Run `bash scripts/provision.sh postgres`.");
+  }
+  const [, , uid, gid] = line.split(':');
+  return { uid: Number(uid), gid: Number(gid) };
+}
+
+function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; uid?: number; gid?: number; cwd?: string; timeoutMs?: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      cmd,
+      args,
+      {
+        env: { ...process.env, ...opts.env },
+        timeout: opts.timeoutMs ?? 60_000,
+        ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+        ...(opts.uid !== undefined ? { uid: opts.uid } : {}),
+        ...(opts.gid !== undefined ? { gid: opts.gid } : {}),
+      },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`${cmd} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
+        else resolve(stdout);
+      },
+    );
+  });
+}
+
+const POSTGRES_USER = 'runtel';
+
+/**
+ * A throwaway PostgreSQL cluster: `initdb` in a temp dir, the server on a free loopback port (TCP
+ * only, no Unix socket), password authentication, and one database made for the caller. Run as the
+ * `postgres` account when the tests run as root. Settings for speed that only a throwaway cluster
+ * may have: `fsync=off` (a crash of the machine could lose it; nothing else changes).
+ */
+export async function startPostgres(options: { database?: string; timeoutMs?: number } = {}): Promise<PostgresHandle> {
+  // The links' targets: the account they run as may not reach the cache dir (under /root).
+  const initdb = realpathSync(requireBinary('initdb'));
+  const postgres = realpathSync(requireBinary('postgres'));
+  const psql = requireBinary('psql');
+  const account = postgresAccount();
+  const database = options.database ?? 'mlflow';
+  const password = `runtel-${Math.random().toString(36).slice(2)}`;
+  const dir = makeTempDir('postgres');
+  const dataDir = join(dir, 'data');
+  const pwFile = join(dir, 'password');
+  writeFileSync(pwFile, `${password}\n`);
+  if (account !== undefined) {
+    chownSync(dir, account.uid, account.gid);
+    chownSync(pwFile, account.uid, account.gid);
+  }
+  chmodSync(pwFile, 0o600);
+  const asAccount = account ?? {};
+  const env = { LC_ALL: 'C', LANG: 'C' };
+  try {
+    await run(initdb, ['-D', dataDir, '-U', POSTGRES_USER, `--pwfile=${pwFile}`, '--auth=scram-sha-256', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions'], {
+      ...asAccount,
+      cwd: dir,
+      env,
+    });
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+  const logFile = join(dir, 'postgres.log');
+  const psqlEnv = { PGPASSWORD: password, PGCONNECT_TIMEOUT: '5' };
+  let port = 0;
+  const sql = (statement: string, db = database): Promise<string> =>
+    run(psql, ['-h', HOST, '-p', String(port), '-U', POSTGRES_USER, '-d', db, '-v', 'ON_ERROR_STOP=1', '-X', '-q', '-A', '-t', '-c', statement], { env: psqlEnv, timeoutMs: 30_000 });
+
+  let proc: Proc;
+  try {
+    proc = await withPortRetry(async () => {
+      port = await freePort();
+      const p = launch(
+        postgres,
+        [
+          '-D',
+          dataDir,
+          '-h',
+          HOST,
+          '-p',
+          String(port),
+          '-c',
+          'unix_socket_directories=',
+          '-c',
+          'fsync=off',
+          // Dynamic shared memory in the data dir, so a killed cluster leaves nothing in /dev/shm.
+          '-c',
+          'dynamic_shared_memory_type=mmap',
+          '-c',
+          'max_connections=200',
+        ],
+        { logFile, cwd: dir, env, ...asAccount },
+      );
+      try {
+        await waitUntil(p, 'postgres', async () => (await sql('SELECT 1', 'postgres')).trim() === '1', options.timeoutMs ?? 60_000);
+      } catch (err) {
+        await terminate(p, 2_000);
+        throw err;
+      }
+      return p;
+    });
+    await sql(`CREATE DATABASE ${database}`, 'postgres');
+  } catch (err) {
+    removeTempDir(dir);
+    throw err;
+  }
+  return {
+    url: `postgresql://${POSTGRES_USER}:${password}@${HOST}:${port}/${database}`,
+    port,
+    database,
+    pid: proc.child.pid!,
+    logFile,
+    sql: (statement) => sql(statement),
+    async stop() {
+      // SIGINT to the postmaster: a fast shutdown (SIGTERM would wait for every client to leave).
+      if (proc.exited === undefined) {
+        proc.child.kill('SIGINT');
+        await Promise.race([proc.exitPromise, sleep(10_000)]);
+      }
+      await terminate(proc);
+      removeTempDir(dir);
+    },
+  };
+}
+
 // ---- MLflow --------------------------------------------------------------------------------
+
+/** Where an MLflow server keeps runs: a SQLite file, or a PostgreSQL database (what shared servers run). */
+export type MlflowStore = 'sqlite' | 'postgres';
+
+/** Both stores, for the tests whose assertions depend on the store. */
+export const MLFLOW_STORES: readonly MlflowStore[] = ['sqlite', 'postgres'];
 
 export interface MlflowHandle {
   /** Tracking server base URL (/health, /api/2.0/mlflow/...). */
@@ -609,7 +769,10 @@ export interface MlflowHandle {
   readonly port: number;
   /** pid of the current server process (changes on restart). */
   readonly pid: number;
+  readonly store: MlflowStore;
   readonly backendStoreUri: string;
+  /** The PostgreSQL cluster behind it (store 'postgres'); it stays up across restart() and stopFor(). */
+  readonly postgres: PostgresHandle | undefined;
   readonly logFile: string;
   stop(): Promise<void>;
   /** Stop, then start again on the same port with the same store (an outage and a recovery). */
@@ -618,15 +781,37 @@ export interface MlflowHandle {
   stopFor(during: () => Promise<void>): Promise<void>;
 }
 
-/** MLflow tracking server on a free loopback port with a temp SQLite store and artifact dir. */
+export interface MlflowOptions {
+  /** Default 'sqlite' (a file in the server's temp dir); 'postgres' starts a cluster of its own (startPostgres). */
+  store?: MlflowStore;
+  /** `mlflow server --workers`. Default 1. */
+  workers?: number;
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+  basicAuth?: boolean;
+}
+
 /** The admin account `startMlflow({ basicAuth: true })` bootstraps (MLflow ships no default password). */
 export const MLFLOW_ADMIN = { username: 'admin', password: 'runtel-Test-admin-8342' } as const;
 
-export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; basicAuth?: boolean } = {}): Promise<MlflowHandle> {
+/** MLflow tracking server on a free loopback port with a temp store (SQLite or PostgreSQL) and artifact dir. */
+export async function startMlflow(options: MlflowOptions = {}): Promise<MlflowHandle> {
   const bin = requireBinary('mlflow');
   const timeoutMs = options.timeoutMs ?? 180_000;
+  const store = options.store ?? 'sqlite';
+  const workers = options.workers ?? 1;
+  if (!Number.isSafeInteger(workers) || workers < 1) throw new RangeError(`startMlflow: workers must be a positive integer, got ${workers}`);
   const dir = makeTempDir('mlflow');
-  const backendStoreUri = `sqlite:///${join(dir, 'mlflow.db')}`;
+  let postgres: PostgresHandle | undefined;
+  if (store === 'postgres') {
+    try {
+      postgres = await startPostgres({ database: 'mlflow' });
+    } catch (err) {
+      removeTempDir(dir);
+      throw err;
+    }
+  }
+  const backendStoreUri = postgres !== undefined ? postgres.url : `sqlite:///${join(dir, 'mlflow.db')}`;
   const artifacts = join(dir, 'artifacts');
   mkdirSync(artifacts);
   const logFile = join(dir, 'mlflow.log');
@@ -643,7 +828,7 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
       '--artifacts-destination',
       artifacts,
       '--workers',
-      '1',
+      String(workers),
       ...(options.basicAuth === true ? ['--app-name', 'basic-auth'] : []),
     ];
     const proc = launch(bin, args, {
@@ -678,6 +863,7 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
       return start(port);
     });
   } catch (err) {
+    await postgres?.stop();
     removeTempDir(dir);
     throw err;
   }
@@ -688,10 +874,13 @@ export async function startMlflow(options: { timeoutMs?: number; env?: NodeJS.Pr
     get pid() {
       return current.child.pid!;
     },
+    store,
     backendStoreUri,
+    postgres,
     logFile,
     async stop() {
       await terminate(current);
+      await postgres?.stop();
       removeTempDir(dir);
     },
     restart: async () => {

@@ -1,17 +1,19 @@
 // The provisioned services start on free loopback ports, answer, and stop. No skips: a missing
 // service fails here (run `bash scripts/provision.sh` first; the test command does).
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import {
+  MLFLOW_STORES,
   freePort,
   mlflowPython,
   requireBinary,
   startCollector,
   startJaeger,
   startMlflow,
+  startPostgres,
   startPrometheus,
   wandbPython,
 } from './index.js';
@@ -55,15 +57,17 @@ describe('helpers', () => {
   });
 
   it('requireBinary points into the cache and throws a provisioning hint for an unknown binary', () => {
-    for (const name of ['jaeger', 'otelcol-runtel', 'prometheus', 'promtool', 'mlflow']) {
+    for (const name of ['jaeger', 'otelcol-runtel', 'prometheus', 'promtool', 'mlflow', 'initdb', 'postgres', 'psql', 'chromium']) {
       expect(existsSync(requireBinary(name))).toBe(true);
     }
     expect(() => requireBinary('no-such-service')).toThrow(/not provisioned.*scripts\/provision\.sh/);
   });
 
-  it('the MLflow and wandb venvs have the pinned packages', () => {
+  it('the MLflow and wandb venvs have the pinned packages (and MLflow the PostgreSQL driver SQLAlchemy uses)', () => {
     const mlflowVersion = execFileSync(mlflowPython(), ['-c', 'import mlflow; print(mlflow.__version__)'], { encoding: 'utf8' });
     expect(mlflowVersion.trim()).toMatch(/^3\.\d+\.\d+$/);
+    const driver = execFileSync(mlflowPython(), ['-c', 'import sqlalchemy.dialects.postgresql as pg; print(pg.dialect.driver, pg.dialect.import_dbapi().__name__)'], { encoding: 'utf8' });
+    expect(driver.trim()).toBe('psycopg psycopg');
     const wandbVersion = execFileSync(wandbPython(), ['-c', 'import wandb; print(wandb.__version__)'], { encoding: 'utf8' });
     expect(wandbVersion.trim()).toMatch(/^\d+\.\d+\.\d+$/);
   }, 60_000);
@@ -223,9 +227,39 @@ describe('Prometheus', () => {
   });
 });
 
-describe('MLflow', () => {
+/** The real uid of a process. */
+function uidOf(pid: number): number {
+  return Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+}
+
+describe('PostgreSQL', () => {
+  it('a throwaway cluster on a free loopback port: password auth, an unprivileged server, stop() ends it', async () => {
+    const [a, b] = await Promise.all([timed('postgres', () => startPostgres()), startPostgres({ database: 'other' })]);
+    try {
+      expect(a.port).not.toBe(b.port);
+      expect(a.url).toMatch(/^postgresql:\/\/runtel:[^@]+@127\.0\.0\.1:\d+\/mlflow$/);
+      expect((await a.sql('SELECT current_database()')).trim()).toBe('mlflow');
+      expect((await b.sql('SELECT current_database()')).trim()).toBe('other');
+      expect((await a.sql("SELECT setting FROM pg_settings WHERE name = 'listen_addresses'")).trim()).toBe('127.0.0.1');
+      // PostgreSQL refuses root: as root, the server runs as the package's postgres account.
+      if (process.getuid?.() === 0) expect(uidOf(a.pid)).not.toBe(0);
+      // A wrong password is refused.
+      const wrong = a.url.replace(/:[^:@]+@/, ':wrong@');
+      const refused = await new Promise<string>((resolve) => {
+        execFile(requireBinary('psql'), [wrong, '-c', 'SELECT 1'], { env: { ...process.env, PGCONNECT_TIMEOUT: '5' } }, (error, _out, stderr) => resolve(error ? stderr : 'accepted'));
+      });
+      expect(refused).toMatch(/password authentication failed/);
+    } finally {
+      await Promise.all([a.stop(), b.stop()]);
+    }
+    expect(alive(a.pid)).toBe(false);
+    expect(alive(b.pid)).toBe(false);
+  });
+});
+
+describe.each(MLFLOW_STORES)('MLflow (%s store)', (store) => {
   it('answers /health, keeps its store across restart(), and stops', async () => {
-    const mlflow = await timed('mlflow', () => startMlflow());
+    const mlflow = await timed(`mlflow (${store})`, () => startMlflow({ store }));
     try {
       const health = await fetch(`${mlflow.url}/health`);
       expect(health.status).toBe(200);
@@ -245,9 +279,19 @@ describe('MLflow', () => {
       const got = await fetch(`${mlflow.url}/api/2.0/mlflow/experiments/get-by-name?experiment_name=services-test`);
       expect(got.status).toBe(200);
       expect(((await got.json()) as { experiment: { experiment_id: string } }).experiment.experiment_id).toBe(id);
+      expect(mlflow.store).toBe(store);
+      if (store === 'postgres') {
+        // The experiment is in the PostgreSQL database, which stayed up across the restart.
+        expect(mlflow.backendStoreUri).toBe(mlflow.postgres!.url);
+        expect((await mlflow.postgres!.sql("SELECT name FROM experiments WHERE name = 'services-test'")).trim()).toBe('services-test');
+      } else {
+        expect(mlflow.backendStoreUri).toMatch(/^sqlite:\/\/\//);
+        expect(mlflow.postgres).toBeUndefined();
+      }
     } finally {
       await mlflow.stop();
     }
     expect(alive(mlflow.pid)).toBe(false);
+    if (mlflow.postgres !== undefined) expect(alive(mlflow.postgres.pid)).toBe(false);
   }, 300_000);
 });
