@@ -8,6 +8,8 @@ import { BackendLogger } from '../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../core/BackendLogger.js';
 import { getNumberFromEnv, getStringFromEnv } from '../core/env.js';
 import { formatBytes, formatDuration, formatNumber } from '../core/format.js';
+import { onRunLink } from '../core/runLinks.js';
+import type { RunLink } from '../core/runLinks.js';
 
 /** `'compact'`: start, progress every few seconds, end. `'verbose'`: one line per event. */
 export type ConsoleMode = 'compact' | 'verbose';
@@ -35,6 +37,8 @@ interface RunState {
   maxStep: number;
   latest: Map<string, { step: number; value: number }>;
   artifacts: number;
+  /** Where the run can be seen, by tracker, as its targets reported. */
+  links: Map<string, string>;
 }
 
 function modeFromEnv(): ConsoleMode | undefined {
@@ -51,6 +55,7 @@ export class ConsoleBackend implements RunBackend {
   private readonly _write: (line: string) => void;
   private readonly _intervalMillis: number;
   private readonly _runs = new Map<string, RunState>();
+  private _unsubscribeLinks: (() => void) | undefined;
 
   /** `options` may also be the `write` function alone. */
   constructor(options: ConsoleBackendOptions | ((line: string) => void) = {}) {
@@ -84,7 +89,9 @@ export class ConsoleBackend implements RunBackend {
           maxStep: -1,
           latest: new Map(),
           artifacts: 0,
+          links: new Map(),
         });
+        this._unsubscribeLinks ??= onRunLink((link) => this._link(link));
         const where = [`id ${event.runId.slice(0, 8)}`, `experiment ${event.experiment}`];
         if (event.parentId !== undefined) where.push(`parent ${event.parentId.slice(0, 8)}`);
         const params = pairs(event.params);
@@ -127,7 +134,8 @@ export class ConsoleBackend implements RunBackend {
         }
         const mark = event.status === 'success' ? '■' : '✗';
         const why = event.error === undefined ? '' : `: ${event.error.type}: ${event.error.message}`;
-        return `[runtel] ${mark} ${name} ${event.status}${parts.length > 0 ? ` ${parts.join(', ')}` : ''}${why}`;
+        const links = known === undefined ? '' : [...known.links].map(([label, url]) => ` · ${label} ${url}`).join('');
+        return `[runtel] ${mark} ${name} ${event.status}${parts.length > 0 ? ` ${parts.join(', ')}` : ''}${why}${links}`;
       }
     }
   }
@@ -137,7 +145,17 @@ export class ConsoleBackend implements RunBackend {
   }
 
   shutdown(): Promise<void> {
+    this._unsubscribeLinks?.();
+    this._unsubscribeLinks = undefined;
     return Promise.resolve();
+  }
+
+  /** A tracker's page for a running run: printed when it is known (the run is created there asynchronously), and on the end line. */
+  private _link(link: RunLink): void {
+    const run = this._runs.get(link.runId);
+    if (run === undefined || run.links.get(link.label) === link.url) return;
+    run.links.set(link.label, link.url);
+    this._write(`[runtel]   ${run.name} in ${link.label}: ${link.url}`);
   }
 }
 

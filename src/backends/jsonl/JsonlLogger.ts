@@ -14,7 +14,9 @@ import type { BackendLoggerOptions } from '../../core/BackendLogger.js';
 import { getStringFromEnv } from '../../core/env.js';
 import { heartbeatInterval, processIdentity } from '../../core/liveness.js';
 import { applyEvent } from '../../core/RunRecord.js';
-import { decodeLine, encodeEvent, encodeHeartbeat, encodeStart } from './codec.js';
+import { decodeLine, encodeEvent, encodeHeartbeat, encodeLink, encodeStart } from './codec.js';
+import { onRunLink } from '../../core/runLinks.js';
+import type { RunLink } from '../../core/runLinks.js';
 import { ARTIFACTS_DIR, EVENTS_FILE, readRun, runDir } from './store.js';
 
 export interface JsonlLoggerOptions extends BackendLoggerOptions {
@@ -58,6 +60,7 @@ export class JsonlBackend implements RunBackend {
   private _timer: NodeJS.Timeout | undefined;
   private _heartbeatTimer: NodeJS.Timeout | undefined;
   private _errors: unknown[] = [];
+  private _unsubscribeLinks: (() => void) | undefined;
 
   constructor(options: JsonlLoggerOptions = {}) {
     this.dir = options.dir === undefined ? defaultStoreDir() : resolve(options.dir);
@@ -82,7 +85,10 @@ export class JsonlBackend implements RunBackend {
       this._enqueue(file, () => cp(source, target, { recursive: true, force: true }));
     }
     const line = event.type === 'run_started' ? encodeStart(event, processIdentity()) : encodeEvent(event);
-    if (event.type === 'run_started') this._ensureHeartbeats();
+    if (event.type === 'run_started') {
+      this._ensureHeartbeats();
+      this._unsubscribeLinks ??= onRunLink((link) => this._link(link));
+    }
     file.lines.push(line);
     file.chars += line.length + 1;
     if (event.type === 'run_finished') {
@@ -123,6 +129,8 @@ export class JsonlBackend implements RunBackend {
   }
 
   async shutdown(): Promise<void> {
+    this._unsubscribeLinks?.();
+    this._unsubscribeLinks = undefined;
     clearInterval(this._heartbeatTimer);
     this._heartbeatTimer = undefined;
     await this.forceFlush();
@@ -146,6 +154,16 @@ export class JsonlBackend implements RunBackend {
     if (this._heartbeatTimer !== undefined || !Number.isFinite(this._heartbeatMillis)) return;
     this._heartbeatTimer = setInterval(() => this._beat(), Math.max(1, this._heartbeatMillis / 4));
     this._heartbeatTimer.unref();
+  }
+
+  /** A tracker's page for a run still being written goes into its log (for `runtel show`). */
+  private _link(link: RunLink): void {
+    const file = this._files.get(link.runId);
+    if (file === undefined || file.finished) return;
+    const line = encodeLink(link.label, link.url);
+    file.lines.push(line);
+    file.chars += line.length + 1;
+    this._timer ??= setTimeout(() => this._flushAll(), this._flushIntervalMillis);
   }
 
   private _beat(): void {
