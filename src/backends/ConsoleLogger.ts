@@ -25,6 +25,9 @@ export interface ConsoleBackendOptions {
 
 export interface ConsoleLoggerOptions extends BackendLoggerOptions, ConsoleBackendOptions {}
 
+/** Ended runs remembered for links that come after their end. */
+const MAX_ENDED_RUNS = 256;
+
 /** Metric keys shown on a compact line; the rest are counted. */
 const MAX_KEYS_SHOWN = 6;
 
@@ -51,11 +54,14 @@ function modeFromEnv(): ConsoleMode | undefined {
 
 export class ConsoleBackend implements RunBackend {
   readonly name = 'console';
+  readonly shutsDownLast = true;
   readonly mode: ConsoleMode;
   private readonly _write: (line: string) => void;
   private readonly _intervalMillis: number;
   private readonly _runs = new Map<string, RunState>();
   private _unsubscribeLinks: (() => void) | undefined;
+  /** Names of runs that ended lately: a target may create its run (and publish its page) only after. */
+  private readonly _ended = new Map<string, string>();
 
   /** `options` may also be the `write` function alone. */
   constructor(options: ConsoleBackendOptions | ((line: string) => void) = {}) {
@@ -126,6 +132,8 @@ export class ConsoleBackend implements RunBackend {
         return verbose ? `[runtel]   ${name} artifact ${event.name} (${event.kind}, ${formatBytes(event.size)})` : undefined;
       case 'run_finished': {
         this._runs.delete(event.runId);
+        this._ended.set(event.runId, name);
+        if (this._ended.size > MAX_ENDED_RUNS) this._ended.delete(this._ended.keys().next().value!);
         const parts: string[] = [];
         if (known !== undefined) {
           parts.push(`in ${formatDuration(event.endTime - known.start)}`);
@@ -150,10 +158,15 @@ export class ConsoleBackend implements RunBackend {
     return Promise.resolve();
   }
 
-  /** A tracker's page for a running run: printed when it is known (the run is created there asynchronously), and on the end line. */
+  /** A tracker's page for a run: printed when it is known (the run is created there asynchronously), and on the end line if known by then. */
   private _link(link: RunLink): void {
     const run = this._runs.get(link.runId);
-    if (run === undefined || run.links.get(link.label) === link.url) return;
+    if (run === undefined) {
+      const ended = this._ended.get(link.runId);
+      if (ended !== undefined) this._write(`[runtel]   ${ended} in ${link.label}: ${link.url}`);
+      return;
+    }
+    if (run.links.get(link.label) === link.url) return;
     run.links.set(link.label, link.url);
     this._write(`[runtel]   ${run.name} in ${link.label}: ${link.url}`);
   }

@@ -50,7 +50,7 @@ describe('run pages', () => {
     expect(shown).toMatch(new RegExp(`MLflow\\s+${expected.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}`));
   });
 
-  it('W&B: the run page under the entity and project the server put it in', async () => {
+  it('W&B, a run that ends before W&B has it: its page is printed when it comes (during shutdown), and kept in the store', async () => {
     const lines: string[] = [];
     const dir = storeDir();
     const { logger: wandbLogger, failures } = testLogger(wandb);
@@ -63,12 +63,12 @@ describe('run pages', () => {
     const held = wandb.getRun('links-project', wandbRunId(run.id));
     expect(held).toBeDefined();
     const expected = `${wandb.url}/${wandb.entity}/links-project/runs/${wandbRunId(run.id)}`;
-    expect(lines).toContain(`[runtel]   linked in W&B: ${expected}`);
-    expect(lines.at(-1)!.endsWith(` · W&B ${expected}`)).toBe(true);
+    expect(lines.filter((l) => l.includes(expected))).toEqual([`[runtel]   linked in W&B: ${expected}`]);
     expect(readRun(join(dir, run.id))!.links).toEqual({ 'W&B': expected });
+    expect(readRun(join(dir, run.id))!.record.status).toBe('success');
   });
 
-  it('a link for a run the console does not know, or one that ended, prints nothing; a repeated link prints once', async () => {
+  it('a link for a run the console does not know prints nothing, a repeated one prints once, one after the run ended prints on its own line', async () => {
     const lines: string[] = [];
     const logger = new ConsoleLogger({ write: (line) => lines.push(line) });
     const run = logger.startRun({ name: 'quiet' });
@@ -78,7 +78,12 @@ describe('run pages', () => {
     await run.finish();
     publishRunLink({ runId: run.id, label: 'W&B', url: 'http://late/' });
     await logger.shutdown();
-    expect(lines.filter((l) => l.includes('http://'))).toEqual(['[runtel]   quiet in MLflow: http://mlflow:5000/#/experiments/1/runs/a', expect.stringMatching(/^\[runtel\] ■ quiet success .* · MLflow http:\/\/mlflow:5000\/#\/experiments\/1\/runs\/a$/)]);
+    publishRunLink({ runId: run.id, label: 'W&B', url: 'http://after-shutdown/' });
+    expect(lines.filter((l) => l.includes('http://'))).toEqual([
+      '[runtel]   quiet in MLflow: http://mlflow:5000/#/experiments/1/runs/a',
+      expect.stringMatching(/^\[runtel\] ■ quiet success .* · MLflow http:\/\/mlflow:5000\/#\/experiments\/1\/runs\/a$/),
+      '[runtel]   quiet in W&B: http://late/',
+    ]);
   });
 
   it('addresses: no credentials, no page for a tracking URI that is not a web server, the hosted API host maps to its app', () => {
