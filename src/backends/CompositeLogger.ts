@@ -7,6 +7,7 @@ import type { RunRecord } from '../core/RunRecord.js';
 import { BackendLogger } from '../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../core/BackendLogger.js';
 import type { BackendFailure } from '../core/errors.js';
+import type { TraceCarrier } from '../core/processParent.js';
 import type { Logger, Run } from '../core/types.js';
 
 export class CompositeBackend implements RunBackend {
@@ -46,6 +47,15 @@ export class CompositeBackend implements RunBackend {
   bindFailureReporter(report: (failure: BackendFailure) => void): void {
     this._reportFailure = report;
     for (const child of this.children) child.bindFailureReporter?.(report);
+  }
+
+  /** The first child's trace context (the OTel backend's run span). */
+  traceContext(runId: string): TraceCarrier | undefined {
+    for (const child of this.children) {
+      const carrier = child.traceContext?.(runId);
+      if (carrier !== undefined) return carrier;
+    }
+    return undefined;
   }
 
   runInContext<T>(runId: string, fn: () => T): T {

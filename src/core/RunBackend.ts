@@ -4,6 +4,7 @@
 import type { RunEvent } from './events.js';
 import type { RunRecord } from './RunRecord.js';
 import type { BackendFailure } from './errors.js';
+import type { TraceCarrier } from './processParent.js';
 
 export interface RunBackend {
   /** Short name used in error reports and `RUNTEL_BACKENDS` (e.g. `jsonl`, `mlflow`). */
@@ -23,6 +24,8 @@ export interface RunBackend {
    * tests): staged model copies are then left in place instead of being deleted after the run.
    */
   readonly retainsArtifactPaths?: boolean;
+  /** The run's span as a W3C trace context, for the processes it launches (`Run.childEnv()`). */
+  traceContext?(runId: string): TraceCarrier | undefined;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
   /**
