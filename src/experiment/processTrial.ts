@@ -10,7 +10,7 @@ import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { ErrorInfo } from '../core/events.js';
 import { toErrorInfo } from '../core/events.js';
-import type { ConfigValue, FinalRunStatus, Logger, Run } from '../core/types.js';
+import type { ConfigValue, Logger, Run } from '../core/types.js';
 import type { TrialOutcome } from './trial.js';
 import { errorFromInfo } from './trial.js';
 
@@ -47,7 +47,7 @@ export interface TrialRequest {
 export type TrialReport =
   /** The trial's run exists in the backends (sent before the trial function is called). */
   | { type: 'started'; runId: string }
-  /** An uncaught exception or unhandled rejection: runtel's exit handler finishes the run `failed` with it. */
+  /** An uncaught exception or unhandled rejection while the run was running: runtel's exit handler finishes the run `failed` with it. */
   | { type: 'uncaught'; error: ErrorInfo }
   | ({ type: 'result' } & TrialOutcome);
 
@@ -71,7 +71,8 @@ export function checkProcessTrial(trial: ProcessTrial): CheckedProcessTrial {
   if (isolation !== 'process') throw new TypeError(`experiment.run: isolation must be 'process', got ${JSON.stringify(isolation)}`);
   let url: URL;
   if (module instanceof URL) url = module;
-  else if (typeof module === 'string' && module.trim() !== '') url = module.startsWith('file:') ? new URL(module) : pathToFileURL(resolve(module));
+  // A scheme of two letters or more is a URL (`C:` is a drive).
+  else if (typeof module === 'string' && module.trim() !== '') url = /^[a-z][a-z\d+.-]+:/i.test(module) ? new URL(module) : pathToFileURL(resolve(module));
   else throw new TypeError('experiment.run: module must be the path or file: URL of the trial module');
   if (url.protocol !== 'file:') throw new TypeError(`experiment.run: module must be a local file (a path or file: URL), got ${url.href}`);
   if (!existsSync(fileURLToPath(url))) throw new Error(`experiment.run: the trial module ${fileURLToPath(url)} does not exist`);
@@ -144,12 +145,14 @@ export async function runProcessTrial(spec: ProcessTrialSpec): Promise<TrialOutc
   let outcome: TrialOutcome;
   if (result !== undefined) outcome = result;
   else if (spawnError !== undefined) outcome = { status: 'failed', error: toErrorInfo(spawnError) };
-  else if (uncaught !== undefined) outcome = { status: 'failed', error: uncaught };
   else {
     const how = signal !== null ? `was killed by ${signal}` : `exited with code ${String(code)}`;
-    // SIGINT/SIGTERM: runtel's handler in the trial process finished its run `killed` before it died.
-    const status: FinalRunStatus = signal === 'SIGTERM' || signal === 'SIGINT' ? 'killed' : 'crashed';
-    outcome = { status, error: toErrorInfo(new Error(`trial ${request.index}'s process (pid ${String(child.pid)}) ${how} before it reported its objective`)) };
+    const error = toErrorInfo(new Error(`trial ${request.index}'s process (pid ${String(child.pid)}) ${how} before it reported its objective`));
+    // SIGINT/SIGTERM: runtel's handler in the trial process finished its run `killed` before it died
+    // (an error the trial threw meanwhile, logging to its finished run, say, changes nothing).
+    if (signal === 'SIGTERM' || signal === 'SIGINT') outcome = { status: 'killed', error };
+    else if (uncaught !== undefined) outcome = { status: 'failed', error: uncaught };
+    else outcome = { status: 'crashed', error };
   }
 
   if (runId === undefined) {

@@ -7,11 +7,13 @@
 import { createLoggerFromEnv } from '../backends/createLoggerFromEnv.js';
 import { toErrorInfo } from '../core/events.js';
 import { configureProcessExit, finishAllRuns } from '../core/processExit.js';
+import type { Run } from '../core/types.js';
 import type { TrialReport, TrialRequest } from './processTrial.js';
 import type { TrialFunction } from './trial.js';
 import { runTrialBody } from './trial.js';
 
 let reported = false;
+let trialRun: Run | undefined;
 
 function report(message: TrialReport): Promise<void> {
   return new Promise((done) => {
@@ -38,6 +40,7 @@ async function host(request: TrialRequest): Promise<void> {
     config: request.params as Record<string, unknown>,
     tags: { trial_index: String(request.index) },
   });
+  trialRun = run;
   // The run reaches the backends before the trial can crash, so the experiment can finish it `crashed`.
   await logger.forceFlush();
   await report({ type: 'started', runId: run.id });
@@ -59,8 +62,13 @@ if (process.send === undefined) {
 // The trial process belongs to runtel: its signal and crash handlers finish the trial's run, whatever
 // RUNTEL_EXIT_HANDLERS says for the experiment's own process.
 configureProcessExit({ enabled: true });
-process.on('uncaughtExceptionMonitor', (error) => void report({ type: 'uncaught', error: toErrorInfo(error) }));
-process.on('unhandledRejection', (reason) => void report({ type: 'uncaught', error: toErrorInfo(reason) }));
+// Only while the trial's run is running: once it is finished (killed by a signal, say), an error the
+// trial throws on its way out is not the trial's outcome.
+const onUncaught = (error: unknown): void => {
+  if (trialRun?.status === 'running') void report({ type: 'uncaught', error: toErrorInfo(error) });
+};
+process.on('uncaughtExceptionMonitor', onUncaught);
+process.on('unhandledRejection', onUncaught);
 process.once('disconnect', () => {
   if (reported) return;
   void finishAllRuns('killed', new Error(`the experiment's process went away (its IPC channel closed) while trial process ${process.pid} was running`)).finally(() => process.exit(1));
