@@ -7,7 +7,6 @@ import type { RunRecord } from '../core/RunRecord.js';
 import { BackendLogger } from '../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../core/BackendLogger.js';
 import type { BackendFailure } from '../core/errors.js';
-import type { TraceCarrier } from '../core/processParent.js';
 import type { Logger, Run } from '../core/types.js';
 
 export class CompositeBackend implements RunBackend {
@@ -49,13 +48,17 @@ export class CompositeBackend implements RunBackend {
     for (const child of this.children) child.bindFailureReporter?.(report);
   }
 
-  /** The first child's trace context (the OTel backend's run span). */
-  traceContext(runId: string): TraceCarrier | undefined {
-    for (const child of this.children) {
-      const carrier = child.traceContext?.(runId);
-      if (carrier !== undefined) return carrier;
+  /** Every child's additions, the earlier child's value winning a key both set (a failing child is reported, the rest still count). */
+  childEnv(runId: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const child of [...this.children].reverse()) {
+      try {
+        Object.assign(env, child.childEnv?.(runId));
+      } catch (error) {
+        this._report(child, 'childEnv', error);
+      }
     }
-    return undefined;
+    return env;
   }
 
   runInContext<T>(runId: string, fn: () => T): T {

@@ -41,11 +41,11 @@ export class BackendLogger implements Logger {
     backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
       emit: (event) => this._emit(event),
-      traceContext: (run) => {
+      childEnv: (run) => {
         try {
-          return this.backend.traceContext?.(run.id);
+          return this.backend.childEnv?.(run.id);
         } catch (error) {
-          this._failures.report({ backend: this.backend.name, operation: 'traceContext', error });
+          this._failures.report({ backend: this.backend.name, operation: 'childEnv', error });
           return undefined;
         }
       },

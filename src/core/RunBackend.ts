@@ -4,7 +4,6 @@
 import type { RunEvent } from './events.js';
 import type { RunRecord } from './RunRecord.js';
 import type { BackendFailure } from './errors.js';
-import type { TraceCarrier } from './processParent.js';
 
 export interface RunBackend {
   /** Short name used in error reports and `RUNTEL_BACKENDS` (e.g. `jsonl`, `mlflow`). */
@@ -24,8 +23,12 @@ export interface RunBackend {
    * tests): staged model copies are then left in place instead of being deleted after the run.
    */
   readonly retainsArtifactPaths?: boolean;
-  /** The run's span as a W3C trace context, for the processes it launches (`Run.childEnv()`). */
-  traceContext?(runId: string): TraceCarrier | undefined;
+  /**
+   * What this backend adds to `Run.childEnv()` for a process the run launches (OTel: TRACEPARENT and
+   * TRACESTATE of the run span; W&B: the group). Told so, a backend may prepare the run to have
+   * children elsewhere.
+   */
+  childEnv?(runId: string): Record<string, string> | undefined;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
   /**

@@ -11,13 +11,12 @@ import { flattenParams } from './params.js';
 import { validateKey, validateMetricValue, validateStep, validateTagValue, validateTimestamp } from './validation.js';
 import { artifactSize, stageModel } from './artifacts.js';
 import { childEnvOf } from './processParent.js';
-import type { TraceCarrier } from './processParent.js';
 
 /** What a run needs from the logger that owns it. */
 export interface RunOwner {
   emit(event: RunEvent): void;
   onRunFinished(run: RunHandle): Promise<void>;
-  traceContext(run: RunHandle): TraceCarrier | undefined;
+  childEnv(run: RunHandle): Record<string, string> | undefined;
 }
 
 export interface RunInit {
@@ -86,7 +85,7 @@ export class RunHandle implements Run {
   }
 
   childEnv(): Record<string, string> {
-    return childEnvOf(this, this._owner.traceContext(this));
+    return { ...childEnvOf(this), ...this._owner.childEnv(this) };
   }
 
   logParams(params: Record<string, unknown>): void {

@@ -117,12 +117,16 @@ export function inheritedRunName(id: string, parent: InheritedParent | undefined
  * The environment for a process `run` launches. Every key is present: an empty value means "none",
  * so spreading it over `process.env` also clears values this process inherited itself.
  */
-export function childEnvOf(run: { id: string; name: string; experiment: string }, trace: TraceCarrier | undefined): Record<string, string> {
+export function childEnvOf(run: { id: string; name: string; experiment: string }, trace?: TraceCarrier): Record<string, string> {
   return {
     [ENV_PARENT_RUN_ID]: run.id,
     [ENV_PARENT_RUN_NAME]: run.name,
     [ENV_EXPERIMENT]: run.experiment,
-    [ENV_TRACEPARENT]: trace?.traceparent ?? '',
-    [ENV_TRACESTATE]: trace?.tracestate ?? '',
+    ...traceEnv(trace),
   };
+}
+
+/** TRACEPARENT and TRACESTATE for a span's carrier (empty: none). */
+export function traceEnv(trace: TraceCarrier | undefined): Record<string, string> {
+  return { [ENV_TRACEPARENT]: trace?.traceparent ?? '', [ENV_TRACESTATE]: trace?.tracestate ?? '' };
 }

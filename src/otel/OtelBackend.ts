@@ -47,7 +47,7 @@ import { UNCOUNTABLE_LINE, deliveryCountable, reportOrWrite, setupWarnings, slow
 import type { OtelSignal } from './setupReport.js';
 import type { OtelBackendOptions } from './OtelBackendOptions.js';
 import { carrierOf, contextFromCarrier } from './traceCarrier.js';
-import type { TraceCarrier } from '../core/processParent.js';
+import { traceEnv } from '../core/processParent.js';
 
 export type { OtelBackendOptions } from './OtelBackendOptions.js';
 
@@ -148,9 +148,10 @@ export class OtelBackend implements RunBackend {
     }
   }
 
-  traceContext(runId: string): TraceCarrier | undefined {
+  /** TRACEPARENT / TRACESTATE of the run span: the launched process's run spans continue it. */
+  childEnv(runId: string): Record<string, string> | undefined {
     const run = this._runs.get(runId) ?? this._finished.get(runId);
-    return run === undefined ? undefined : carrierOf(run.span);
+    return run === undefined ? undefined : traceEnv(carrierOf(run.span));
   }
 
   runInContext<T>(runId: string, fn: () => T): T {
