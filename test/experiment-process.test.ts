@@ -176,6 +176,24 @@ describe("Experiment with isolation: 'process'", () => {
     expect(millis).toBeLessThan(5000);
   });
 
+  it("stops its trial processes when its run is finished from outside (logger.shutdown()): the trials' runs are killed", async () => {
+    const { dir, pids, env } = setup();
+    const logger = new JsonlLogger({ dir });
+    const search = new Experiment({ logger, name: 'proc-shutdown' }).run(
+      { grid: { lr: [0.2, 0.4] } },
+      { isolation: 'process', module: TRIAL, env: { ...env, TRIAL_HANG_LR: '0.2' } },
+    );
+    const trialPid = await pidFrom(join(pids, '0.pid'));
+    await logger.shutdown();
+    await expect(search).rejects.toThrow(/interrupted: its run was finished killed from outside after 1 of 2 trials had started/);
+    expect(alive(trialPid)).toBe(false);
+    const runs = listRuns(dir);
+    expect(runs.map((r) => [r.record.name, r.record.status]).sort()).toEqual([
+      ['proc-shutdown', 'killed'],
+      ['proc-shutdown-trial-0', 'killed'],
+    ]);
+  });
+
   it('rejects a bad process trial at the call site, naming what is wrong', async () => {
     const { dir } = setup();
     const experiment = new Experiment({ logger: new JsonlLogger({ dir }), name: 'proc-errors' });

@@ -59,6 +59,7 @@ export interface CheckedProcessTrial {
 
 // From the TypeScript sources (runtel's own tests) the host is loaded through tsx.
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
+const PARENT_WATCH_MILLIS = 200;
 const HOST = fileURLToPath(new URL(FROM_SOURCE ? './trialHost.ts' : './trialHost.js', import.meta.url));
 
 export function isProcessTrial(trial: unknown): trial is ProcessTrial {
@@ -125,12 +126,20 @@ export async function runProcessTrial(spec: ProcessTrialSpec): Promise<TrialOutc
       disconnected = true;
       settle();
     });
-    child.once('error', (error) => {
-      // The process could not be started (or signalled): there is no channel to drain.
+    child.on('error', (error) => {
+      // The process could not be started: there is no channel to drain. (Later errors, a send to a
+      // process that died, say, are told by its exit.)
+      if (child.pid !== undefined) return;
       spawnError ??= error;
-      if (child.pid === undefined) done({ code: null, signal: null });
+      done({ code: null, signal: null });
     });
   });
+  // The experiment's run finished from outside (a signal, logger.shutdown()): stop the trial too.
+  const watch = setInterval(() => {
+    if (parent.status === 'running') return;
+    clearInterval(watch);
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  }, PARENT_WATCH_MILLIS).unref();
   if (child.pid !== undefined) {
     try {
       child.send({ type: 'trial', module: trial.moduleUrl, ...request } satisfies TrialRequest);
@@ -141,6 +150,7 @@ export async function runProcessTrial(spec: ProcessTrialSpec): Promise<TrialOutc
     }
   }
   const { code, signal } = await exited;
+  clearInterval(watch);
 
   let outcome: TrialOutcome;
   if (result !== undefined) outcome = result;
@@ -156,6 +166,8 @@ export async function runProcessTrial(spec: ProcessTrialSpec): Promise<TrialOutc
   }
 
   if (runId === undefined) {
+    // The search was interrupted (it throws, without a summary): nothing to record the trial on.
+    if (parent.status !== 'running') return { ...outcome, runId: '' };
     // No run was started over there: the experiment records the trial itself.
     const run = logger.startRun({
       parent,
