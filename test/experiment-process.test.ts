@@ -128,13 +128,13 @@ describe("Experiment with isolation: 'process'", () => {
     expect(crashed.record.metrics.loss!.length).toBeGreaterThan(5);
   });
 
-  it('a trial stopped with SIGTERM is killed (its own process finished the run), and a module without a default export fails its trial', async () => {
+  it('a trial stopped with SIGTERM is killed, an uncaught exception fails its trial, process.exit() is a crash, a module without a default export fails', async () => {
     const { dir, pids, env } = setup();
     const logger = new JsonlLogger({ dir });
     const stopped = pidFrom(join(pids, '0.pid')).then((pid) => process.kill(pid, 'SIGTERM'));
     const summary = await new Experiment({ logger, name: 'proc-term' }).run(
-      { grid: { lr: [0.2, 0.4] } },
-      { isolation: 'process', module: TRIAL, env: { ...env, TRIAL_HANG_LR: '0.2' } },
+      { grid: { lr: [0.2, 0.4, 0.6, 0.8] }, concurrency: 2 },
+      { isolation: 'process', module: TRIAL, env: { ...env, TRIAL_HANG_LR: '0.2', TRIAL_UNCAUGHT_LR: '0.6', TRIAL_EXIT_LR: '0.8' } },
     );
     await stopped;
     const noExport = join(pids, 'no-default.mjs');
@@ -142,12 +142,17 @@ describe("Experiment with isolation: 'process'", () => {
     const bad = await new Experiment({ logger, name: 'proc-bad-module' }).run({}, { isolation: 'process', module: noExport, env });
     await logger.shutdown();
 
-    expect(summary.trials.map((t) => t.status)).toEqual(['killed', 'success']);
+    expect(summary.trials.map((t) => t.status)).toEqual(['killed', 'success', 'failed', 'crashed']);
     expect(summary.best?.index).toBe(1);
+    expect(summary.trials[2]!.error?.message).toBe('uncaught in a timer at lr=0.6');
+    expect(summary.trials[3]!.error?.message).toContain('exited with code 3');
     const runs = listRuns(dir);
     const term = byName(runs, 'proc-term-trial-0').record;
     expect(term.status).toBe('killed');
     expect(term.parentId).toBe(summary.runId);
+    // Finished by the trial process's own handler (uncaught), and by the experiment (the exit ran no handler).
+    expect(byName(runs, 'proc-term-trial-2').record).toMatchObject({ status: 'failed', error: { message: 'uncaught in a timer at lr=0.6' } });
+    expect(byName(runs, 'proc-term-trial-3').record.status).toBe('crashed');
     expect(byName(runs, 'proc-term').record.status).toBe('success');
 
     expect(bad.trials[0]!.status).toBe('failed');
