@@ -1,7 +1,7 @@
 // Experiment.run with isolation: 'process': every trial in a real Node process of its own (forked
 // with the parent run's childEnv()), killed with real signals; read back from the JSONL store the
 // trial processes and the experiment share.
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Experiment } from '../src/experiment/Experiment.js';
 import { JsonlLogger } from '../src/backends/jsonl/JsonlLogger.js';
+import { InMemoryLogger } from '../src/backends/InMemoryLogger.js';
 import { listRuns } from '../src/backends/jsonl/store.js';
 import type { StoredRun } from '../src/backends/jsonl/store.js';
 import { lastMetricValues } from '../src/core/RunRecord.js';
@@ -197,6 +198,30 @@ describe("Experiment with isolation: 'process'", () => {
       ['proc-shutdown', 'killed'],
       ['proc-shutdown-trial-0', 'killed'],
     ]);
+  });
+
+  it("says so when the experiment's logger cannot resume a crashed trial's run (it knows no store the trials write)", async () => {
+    const { dir, pids, env } = setup();
+    const warnings: string[] = [];
+    const write = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      warnings.push(String(chunk));
+      return true;
+    });
+    try {
+      const killed = pidFrom(join(pids, '0.pid')).then((pid) => process.kill(pid, 'SIGKILL'));
+      const summary = await new Experiment({ logger: new InMemoryLogger(), name: 'proc-memory' }).run(
+        { grid: { lr: [0.2] } },
+        { isolation: 'process', module: TRIAL, env: { ...env, TRIAL_HANG_LR: '0.2' } },
+      );
+      await killed;
+      expect(summary.trials[0]).toMatchObject({ status: 'crashed' });
+      const warning = warnings.find((w) => w.includes(summary.trials[0]!.runId));
+      expect(warning).toMatch(/stays running: the experiment's logger cannot resume it .*does not know it.*runtel reap/);
+      // The store the trial wrote still has it running (readers on this host show it crashed).
+      expect(listRuns(dir).find((r) => r.record.id === summary.trials[0]!.runId)?.record.status).toBe('running');
+    } finally {
+      write.mockRestore();
+    }
   });
 
   it('rejects a bad process trial at the call site, naming what is wrong', async () => {

@@ -191,8 +191,8 @@ async function finishCrashed(logger: Logger, parent: Run, runId: string, error: 
     run = logger.startRun({ runId, parent, activate: false });
   } catch (thrown) {
     process.stderr.write(
-      `runtel: ${error.message}; its run ${runId} stays running in the backends this process cannot resume it from ` +
-        `(${thrown instanceof Error ? thrown.message : String(thrown)}); \`runtel reap\` or the bridge will finish it crashed\n`,
+      `runtel: ${error.message}; its run ${runId} stays running: the experiment's logger cannot resume it ` +
+        `(${thrown instanceof Error ? thrown.message : String(thrown)}); \`runtel reap\` or the bridge's stale-after finishes it crashed\n`,
     );
     return;
   }
