@@ -11,7 +11,7 @@ import { WandbTestServer } from '../wandb/server.js';
 import { testLogger } from '../wandb/helpers.js';
 import { wandbRunId } from '../../src/wandb/history.js';
 
-const KEYS = ['RUNTEL_PARENT_RUN_ID', 'RUNTEL_PARENT_RUN_NAME', 'RUNTEL_EXPERIMENT', 'TRACEPARENT', 'TRACESTATE', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID'];
+const KEYS = ['RUNTEL_PARENT_RUN_ID', 'RUNTEL_PARENT_RUN_NAME', 'RUNTEL_EXPERIMENT', 'TRACEPARENT', 'TRACESTATE', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'WANDB_RUN_GROUP'];
 const saved = Object.fromEntries(KEYS.map((k) => [k, process.env[k]]));
 let stderr: string[];
 
