@@ -130,7 +130,16 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const create = this._remembered(state, () => this._create(state, event));
     if (event.parentInherited === true && event.parentId !== undefined && !this._ids.has(event.parentId)) {
       // The search waits outside the request slots, as a parent being created here would.
-      state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), event.parentId);
+      const parentId = event.parentId;
+      state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), parentId).then((found) => {
+        // Found once, known for the process's next children (they need not search again).
+        if (found !== undefined && !this._ids.has(parentId)) {
+          const entry = this._idEntry(parentId, true);
+          entry.settled = true;
+          entry.settle(found);
+        }
+        return found;
+      });
       return { state, create, after: state.inheritedParent };
     }
     return { state, create, ...this._after(event.parentId) };
