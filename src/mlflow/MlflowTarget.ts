@@ -381,7 +381,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     else if (event.parentId !== undefined) {
       // Top-level, but the tree can still be rebuilt from the tag.
       tags.push({ key: TAG_PARENT_RUN_ID, value: event.parentId });
-      this._context.reportOnce('parent-not-found', 'create-run', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
+      this._context.reportOnce('parent-not-found', 'find-parent', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
     }
     const commit = await this._commit();
     if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });
