@@ -76,7 +76,8 @@ export class BackendLogger implements Logger {
     const experiment = validateName(options.experiment ?? parent?.experiment ?? defaultExperiment(), 'experiment');
     const tags = { ...(rank === undefined ? {} : rankTags(rank)), ...(options.tags === undefined ? {} : checkTags(options.tags)) };
     const id = options.runId === undefined ? newRunId() : undefined;
-    const name = options.name === undefined ? (id !== undefined && (inherited !== undefined || rank !== undefined) ? inheritedRunName(id, inherited, rank) : undefined) : validateName(options.name, 'run name');
+    let name = options.name === undefined ? undefined : validateName(options.name, 'run name');
+    if (name === undefined && id !== undefined && (inherited !== undefined || rank !== undefined)) name = inheritedRunName(id, inherited, rank);
 
     let run: RunHandle;
     let resumed = false;

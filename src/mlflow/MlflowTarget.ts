@@ -130,7 +130,16 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const create = this._remembered(state, () => this._create(state, event));
     if (event.parentInherited === true && event.parentId !== undefined && !this._ids.has(event.parentId)) {
       // The search waits outside the request slots, as a parent being created here would.
-      state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), event.parentId);
+      const parentId = event.parentId;
+      state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), parentId).then((found) => {
+        // Found once, known for the process's next children (they need not search again).
+        if (found !== undefined && !this._ids.has(parentId)) {
+          const entry = this._idEntry(parentId, true);
+          entry.settled = true;
+          entry.settle(found);
+        }
+        return found;
+      });
       return { state, create, after: state.inheritedParent };
     }
     return { state, create, ...this._after(event.parentId) };
@@ -372,7 +381,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     else if (event.parentId !== undefined) {
       // Top-level, but the tree can still be rebuilt from the tag.
       tags.push({ key: TAG_PARENT_RUN_ID, value: event.parentId });
-      this._context.reportOnce('parent-not-found', 'create-run', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
+      this._context.reportOnce('parent-not-found', 'find-parent', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
     }
     const commit = await this._commit();
     if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });

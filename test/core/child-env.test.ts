@@ -7,8 +7,11 @@ import { hostname } from 'node:os';
 import { CompositeLogger } from '../../src/backends/CompositeLogger.js';
 import { InMemoryLogger } from '../../src/backends/InMemoryLogger.js';
 import { pipelines } from '../otel/helpers.js';
+import { WandbTestServer } from '../wandb/server.js';
+import { testLogger } from '../wandb/helpers.js';
+import { wandbRunId } from '../../src/wandb/history.js';
 
-const KEYS = ['RUNTEL_PARENT_RUN_ID', 'RUNTEL_PARENT_RUN_NAME', 'RUNTEL_EXPERIMENT', 'TRACEPARENT', 'TRACESTATE', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID'];
+const KEYS = ['RUNTEL_PARENT_RUN_ID', 'RUNTEL_PARENT_RUN_NAME', 'RUNTEL_EXPERIMENT', 'TRACEPARENT', 'TRACESTATE', 'RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'WANDB_RUN_GROUP'];
 const saved = Object.fromEntries(KEYS.map((k) => [k, process.env[k]]));
 let stderr: string[];
 
@@ -129,5 +132,30 @@ describe('OTel: the run span of a launched process continues TRACEPARENT', () =>
     expect(p.records('ml.run.end')).toHaveLength(1);
     await logger.shutdown();
     await p.shutdown();
+  });
+});
+
+describe('W&B: a launching run heads its group, and its children join it through WANDB_RUN_GROUP', () => {
+  it('the parent gets its own id as group (job type parent) when childEnv() is taken; a child logger in the launched environment groups under it', async () => {
+    const server = await WandbTestServer.start();
+    try {
+      const launcher = testLogger(server).logger;
+      const parent = launcher.startRun({ name: 'sweep', experiment: 'xp', activate: false });
+      await launcher.forceFlush();
+      expect(server.getRun('xp', wandbRunId(parent.id))!.group).toBeUndefined();
+      const env = parent.childEnv();
+      expect(env.WANDB_RUN_GROUP).toBe(wandbRunId(parent.id));
+      // The launched process: a logger of its own; WandbLogger reads WANDB_RUN_GROUP as W&B's SDK does.
+      launchedBy(env);
+      const trainer = testLogger(server).logger;
+      const child = trainer.startRun({ activate: false });
+      await child.finish();
+      await parent.finish();
+      await Promise.all([trainer.shutdown(), launcher.shutdown()]);
+      expect(server.getRun('xp', wandbRunId(parent.id))).toMatchObject({ group: wandbRunId(parent.id), jobType: 'parent' });
+      expect(server.getRun('xp', wandbRunId(child.id))).toMatchObject({ group: wandbRunId(parent.id), jobType: 'child', displayName: `sweep-${child.id.slice(0, 8)}` });
+    } finally {
+      await server.close();
+    }
   });
 });
