@@ -69,6 +69,7 @@ export type {
   ExperimentGoal,
   ExperimentOptions,
   ExperimentSummary,
+  ProcessTrial,
   RandomSearch,
   RandomSpaceEntry,
   RangeSpec,

@@ -44,6 +44,18 @@ Usage::
 
 A ``with`` block finishes the run ``success``, or ``failed`` if the block raises (the exception
 propagates), or ``killed`` on ``KeyboardInterrupt``.
+
+Runs across processes follow runtel's environment contract (docs/semantic-conventions.md, "Runs
+across processes"): a run started with no ``parent`` in a process whose environment has
+``RUNTEL_PARENT_RUN_ID`` (as a TypeScript run's ``childEnv()`` or :meth:`Run.child_env` writes it) is
+that run's child, its span a child of the ``TRACEPARENT`` span, in ``RUNTEL_EXPERIMENT`` unless an
+experiment is given; ``parent=TOP_LEVEL`` opts out. ``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` (torchrun)
+or ``SLURM_PROCID``/``SLURM_NTASKS``/``SLURM_LOCALID`` become tags ``runtel.rank``,
+``runtel.world_size``, ``runtel.local_rank``, ``runtel.host`` and the default name says the rank::
+
+    otel = RuntelOtel()  # experiment: RUNTEL_EXPERIMENT, else "default"
+    with otel.start_run() as run:  # e.g. "sweep-rank3", a child of the launching run
+        ...
 """
 
 from __future__ import annotations
@@ -52,7 +64,10 @@ import inspect
 import json
 import math
 import os
+import re
 import secrets
+import socket
+import sys
 import threading
 import time
 import traceback
@@ -71,6 +86,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 SCOPE_NAME = "runtel"
 SCOPE_VERSION = "0.1.0-python"
@@ -101,6 +117,79 @@ def _heartbeat_interval(option: Optional[float]) -> float:
     if not value > 0:
         raise ValueError(f"{name} must be a number of milliseconds greater than 0, got {raw!r}")
     return value
+
+
+# A run that must be top-level whatever the environment says: ``start_run(..., parent=TOP_LEVEL)``.
+TOP_LEVEL: Any = object()
+_RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_PROPAGATOR = TraceContextTextMapPropagator()
+_warned: set[str] = set()
+
+
+def _env(name: str) -> Optional[str]:
+    """An environment variable; empty means unset, as in runtel's TypeScript side."""
+    value = (os.environ.get(name) or "").strip()
+    return value or None
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"runtel: {message}", file=sys.stderr, flush=True)
+
+
+def inherited_parent() -> Optional[dict[str, Any]]:
+    """The parent run this process's environment names: id, name and the TRACEPARENT span's context,
+    or None. A malformed id warns once and the run is top-level; a malformed TRACEPARENT warns once and
+    the run nests by id only (its span starts a new trace)."""
+    raw = _env("RUNTEL_PARENT_RUN_ID")
+    if raw is None:
+        return None
+    run_id = raw.lower()
+    if not _RUN_ID.match(run_id):
+        _warn_once(f"ignoring RUNTEL_PARENT_RUN_ID={json.dumps(raw)}: a run id is 32 hex characters; the run is top-level")
+        return None
+    ctx = Context()
+    traceparent = _env("TRACEPARENT")
+    if traceparent is not None:
+        carrier = {"traceparent": traceparent}
+        tracestate = _env("TRACESTATE")
+        if tracestate is not None:
+            carrier["tracestate"] = tracestate
+        extracted = _PROPAGATOR.extract(carrier, context=Context())
+        if trace.get_current_span(extracted).get_span_context().is_valid:
+            ctx = extracted
+        else:
+            _warn_once(f"ignoring TRACEPARENT={json.dumps(traceparent)}: not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>); the run span starts a new trace")
+    return {"id": run_id, "name": _env("RUNTEL_PARENT_RUN_NAME"), "context": ctx}
+
+
+def _rank_number(name: str) -> Optional[int]:
+    raw = _env(name)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        _warn_once(f"ignoring {name}={json.dumps(raw)}: not a non-negative integer")
+        return None
+    return int(raw)
+
+
+def process_rank() -> Optional[dict[str, Optional[int]]]:
+    """This process's rank: torchrun's RANK/WORLD_SIZE/LOCAL_RANK, else SLURM_PROCID/SLURM_NTASKS/SLURM_LOCALID."""
+    for rank, world, local in (("RANK", "WORLD_SIZE", "LOCAL_RANK"), ("SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID")):
+        value = _rank_number(rank)
+        if value is not None:
+            return {"rank": value, "world_size": _rank_number(world), "local_rank": _rank_number(local)}
+    return None
+
+
+def rank_tags(rank: Mapping[str, Optional[int]]) -> dict[str, str]:
+    tags = {"runtel.rank": str(rank["rank"]), "runtel.host": socket.gethostname()}
+    if rank["world_size"] is not None:
+        tags["runtel.world_size"] = str(rank["world_size"])
+    if rank["local_rank"] is not None:
+        tags["runtel.local_rank"] = str(rank["local_rank"])
+    return tags
 
 
 def new_run_id() -> str:
@@ -189,12 +278,14 @@ def _js_number_string(value: float) -> str:
 class Run:
     """One run: a span plus its log records. Create it with :meth:`RuntelOtel.start_run`."""
 
-    def __init__(self, otel: "RuntelOtel", name: str, experiment: str, parent: Optional["Run"], params: Mapping[str, Any], tags: Mapping[str, str]):
+    def __init__(self, otel: "RuntelOtel", name: str, experiment: str, parent: Optional["Run"], params: Mapping[str, Any], tags: Mapping[str, str], run_id: Optional[str] = None, inherited: Optional[Mapping[str, Any]] = None):
         self._otel = otel
-        self.id = new_run_id()
+        self.id = run_id or new_run_id()
         self.name = name
         self.experiment = experiment
         self.parent = parent
+        # The parent's id when it lives in another process (RUNTEL_PARENT_RUN_ID).
+        self.parent_id: Optional[str] = parent.id if parent is not None else (inherited["id"] if inherited is not None else None)
         self.status: Optional[str] = None
         self._start_ns = time.time_ns()
         self._lock = threading.Lock()
@@ -214,11 +305,14 @@ class Run:
             "ml.run.name": name,
             "ml.experiment.name": experiment,
         }
-        if parent is not None:
-            identity["ml.run.parent_id"] = parent.id
+        if self.parent_id is not None:
+            identity["ml.run.parent_id"] = self.parent_id
         # A top-level run starts a new trace, whatever span is current; a nested run is a child
-        # of its parent's span.
-        parent_ctx = trace.set_span_in_context(parent.span) if parent is not None else Context()
+        # of its parent's span, and a run of a launched process of the launcher's (TRACEPARENT).
+        if parent is not None:
+            parent_ctx = trace.set_span_in_context(parent.span)
+        else:
+            parent_ctx = inherited["context"] if inherited is not None else Context()
         self.span = otel.tracer.start_span(name, context=parent_ctx, kind=SpanKind.INTERNAL, attributes=identity, start_time=self._start_ns)
         self._ctx = trace.set_span_in_context(self.span)
 
@@ -235,6 +329,20 @@ class Run:
         self._emit("ml.run.start", attrs, self._start_ns)
         self._emit_split(rest, self._start_ns)
         otel._run_started(self)
+
+    def child_env(self) -> dict[str, str]:
+        """The environment for a process this run launches (merge it into ``subprocess``'s ``env``):
+        runs started there become this run's children, in its experiment and trace. Every key is set;
+        an empty value means none (so it also clears one this process inherited)."""
+        carrier: dict[str, str] = {}
+        _PROPAGATOR.inject(carrier, context=self._ctx)
+        return {
+            "RUNTEL_PARENT_RUN_ID": self.id,
+            "RUNTEL_PARENT_RUN_NAME": self.name,
+            "RUNTEL_EXPERIMENT": self.experiment,
+            "TRACEPARENT": carrier.get("traceparent", ""),
+            "TRACESTATE": carrier.get("tracestate", ""),
+        }
 
     # -- logging ------------------------------------------------------------------------------
 
@@ -365,7 +473,9 @@ def _otlp_exporters():
 class RuntelOtel:
     """Tracer, logger and meter providers exporting OTLP/HTTP (protobuf) per the standard env."""
 
-    def __init__(self, experiment: str, *, record_attribute_limit: int = 128, metric_export_interval_ms: Optional[int] = None, heartbeat_interval_ms: Optional[float] = None):
+    def __init__(self, experiment: Optional[str] = None, *, record_attribute_limit: int = 128, metric_export_interval_ms: Optional[int] = None, heartbeat_interval_ms: Optional[float] = None):
+        # A launched process's runs land in the launcher's experiment (RUNTEL_EXPERIMENT from child_env()).
+        experiment = experiment or _env("RUNTEL_EXPERIMENT") or "default"
         self.experiment = experiment
         self.record_attribute_limit = record_attribute_limit
         self.heartbeat_interval_ms = _heartbeat_interval(heartbeat_interval_ms)
@@ -407,10 +517,24 @@ class RuntelOtel:
             return {}
         return {"service.name": os.environ.get("RUNTEL_EXPERIMENT") or experiment}
 
-    def start_run(self, name: str, *, parent: Optional[Run] = None, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, str]] = None, experiment: Optional[str] = None) -> Run:
-        """Starts a run (a nested run when ``parent`` is given; it inherits the parent's experiment)."""
-        exp = experiment or (parent.experiment if parent is not None else self.experiment)
-        return Run(self, name, exp, parent, params or {}, tags or {})
+    def start_run(self, name: Optional[str] = None, *, parent: Any = None, params: Optional[Mapping[str, Any]] = None, tags: Optional[Mapping[str, str]] = None, experiment: Optional[str] = None) -> Run:
+        """Starts a run: nested when ``parent`` is given (it inherits the parent's experiment); with no
+        parent, the child of the run the environment names (RUNTEL_PARENT_RUN_ID), unless
+        ``parent=TOP_LEVEL``. Default name ``run-<8 hex>``, for a launched process
+        ``<parent name>-<8 hex>`` or ``…-rank<N>`` where a rank is set."""
+        local = parent if isinstance(parent, Run) else None
+        inherited = inherited_parent() if parent is None else None
+        rank = process_rank() if local is None else None
+        exp = experiment or (local.experiment if local is not None else self.experiment)
+        run_id = new_run_id()
+        if name is None:
+            base = (inherited or {}).get("name") or f"run-{run_id[:8]}"
+            if rank is not None:
+                name = f"{base}-rank{rank['rank']}"
+            else:
+                name = f"{base}-{run_id[:8]}" if (inherited or {}).get("name") else base
+        all_tags = {**(rank_tags(rank) if rank is not None else {}), **(tags or {})}
+        return Run(self, name, exp, local, params or {}, all_tags, run_id=run_id, inherited=inherited)
 
     def force_flush(self, timeout_ms: int = 30000) -> bool:
         ok = self.tracer_provider.force_flush(timeout_ms)

@@ -48,6 +48,19 @@ export class CompositeBackend implements RunBackend {
     for (const child of this.children) child.bindFailureReporter?.(report);
   }
 
+  /** Every child's additions, the earlier child's value winning a key both set (a failing child is reported, the rest still count). */
+  childEnv(runId: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const child of [...this.children].reverse()) {
+      try {
+        Object.assign(env, child.childEnv?.(runId));
+      } catch (error) {
+        this._report(child, 'childEnv', error);
+      }
+    }
+    return env;
+  }
+
   runInContext<T>(runId: string, fn: () => T): T {
     let wrapped = fn;
     for (const child of this.children) {

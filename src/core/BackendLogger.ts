@@ -5,7 +5,8 @@ import type { RunBackend } from './RunBackend.js';
 import type { RunEvent, RunStartedEvent } from './events.js';
 import type { RunRecord } from './RunRecord.js';
 import type { Logger, Run, RunOptions } from './types.js';
-import { RunHandle, checkTags } from './RunHandle.js';
+import { RunHandle, checkTags, newRunId } from './RunHandle.js';
+import { inheritedParent, inheritedRunName, processRank, rankTags } from './processParent.js';
 import type { RunOwner } from './RunHandle.js';
 import { FailureReporter } from './errors.js';
 import type { BackendErrorHandler } from './errors.js';
@@ -40,6 +41,14 @@ export class BackendLogger implements Logger {
     backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
       emit: (event) => this._emit(event),
+      childEnv: (run) => {
+        try {
+          return this.backend.childEnv?.(run.id);
+        } catch (error) {
+          this._failures.report({ backend: this.backend.name, operation: 'childEnv', error });
+          return undefined;
+        }
+      },
       onRunFinished: async (run) => {
         leaveRun(run);
         this._runs.delete(run);
@@ -54,14 +63,21 @@ export class BackendLogger implements Logger {
 
   startRun(options: RunOptions = {}): Run {
     if (this._shutdown !== undefined) throw new Error('startRun after shutdown: this logger is shut down');
-    const parent = options.parent ?? (options.nested === true ? activeRun() : undefined);
-    if (options.nested === true && parent === undefined) {
+    const parent = options.parent === null ? undefined : (options.parent ?? (options.nested === true ? activeRun() : undefined));
+    if (options.nested === true && parent === undefined && options.parent !== null) {
       throw new Error('startRun({ nested: true }) needs an active run (one started earlier in this async context and not finished yet, or the run of an enclosing withRun) or an explicit parent');
     }
-    // A nested run lands in its parent's experiment unless it names its own.
+    // A run with no parent in this process takes the one its launcher named (Run.childEnv()), and
+    // the rank of a distributed launch; `parent: null` opts out of the parent.
+    const local = parent !== undefined;
+    const inherited = local || options.parent === null || options.runId !== undefined ? undefined : inheritedParent();
+    const rank = local ? undefined : processRank();
+    // A nested run lands in its parent's experiment unless it names its own (RUNTEL_EXPERIMENT is the launcher's).
     const experiment = validateName(options.experiment ?? parent?.experiment ?? defaultExperiment(), 'experiment');
-    const tags = options.tags === undefined ? {} : checkTags(options.tags);
-    const name = options.name === undefined ? undefined : validateName(options.name, 'run name');
+    const tags = { ...(rank === undefined ? {} : rankTags(rank)), ...(options.tags === undefined ? {} : checkTags(options.tags)) };
+    const id = options.runId === undefined ? newRunId() : undefined;
+    let name = options.name === undefined ? undefined : validateName(options.name, 'run name');
+    if (name === undefined && id !== undefined && (inherited !== undefined || rank !== undefined)) name = inheritedRunName(id, inherited, rank);
 
     let run: RunHandle;
     let resumed = false;
@@ -77,10 +93,12 @@ export class BackendLogger implements Logger {
       });
       resumed = true;
     } else {
+      const parentId = parent?.id ?? inherited?.id;
       run = new RunHandle(this._owner, {
+        id: id!,
         ...(name !== undefined ? { name } : {}),
         experiment,
-        ...(parent !== undefined ? { parentId: parent.id } : {}),
+        ...(parentId !== undefined ? { parentId } : {}),
       });
     }
     const params = options.config === undefined ? {} : run.checkParams(options.config);
@@ -97,6 +115,10 @@ export class BackendLogger implements Logger {
     };
     if (run.parentId !== undefined) event.parentId = run.parentId;
     if (resumed) event.resumed = true;
+    if (inherited !== undefined) {
+      event.parentInherited = true;
+      if (inherited.trace !== undefined) event.parentTrace = inherited.trace;
+    }
     this._runs.add(run);
     trackRun(run, this);
     this._emit(event);

@@ -28,6 +28,12 @@ export interface RunBackend {
    * composite shuts it down after the others.
    */
   readonly shutsDownLast?: boolean;
+  /**
+   * What this backend adds to `Run.childEnv()` for a process the run launches (OTel: TRACEPARENT and
+   * TRACESTATE of the run span; W&B: the group). Told so, a backend may prepare the run to have
+   * children elsewhere.
+   */
+  childEnv?(runId: string): Record<string, string> | undefined;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
   /**

@@ -10,11 +10,13 @@ import type { FinalRunStatus, LogArtifactOptions, LogMetricsOptions, LogModelOpt
 import { flattenParams } from './params.js';
 import { validateKey, validateMetricValue, validateStep, validateTagValue, validateTimestamp } from './validation.js';
 import { artifactSize, stageModel } from './artifacts.js';
+import { childEnvOf } from './processParent.js';
 
 /** What a run needs from the logger that owns it. */
 export interface RunOwner {
   emit(event: RunEvent): void;
   onRunFinished(run: RunHandle): Promise<void>;
+  childEnv(run: RunHandle): Record<string, string> | undefined;
 }
 
 export interface RunInit {
@@ -80,6 +82,10 @@ export class RunHandle implements Run {
   /** Records params accepted by `checkParams` (used by the logger for the run_started event too). */
   acceptParams(params: Record<string, string>): void {
     for (const key in params) this._params.set(key, params[key]!);
+  }
+
+  childEnv(): Record<string, string> {
+    return { ...childEnvOf(this), ...this._owner.childEnv(this) };
   }
 
   logParams(params: Record<string, unknown>): void {

@@ -2,6 +2,7 @@
 // Times are milliseconds since the Unix epoch. Params and tags are already validated and stringified.
 
 import type { FinalRunStatus } from './types.js';
+import type { TraceCarrier } from './processParent.js';
 
 export interface RunStartedEvent {
   type: 'run_started';
@@ -14,6 +15,13 @@ export interface RunStartedEvent {
   tags: Record<string, string>;
   /** Set when an earlier run was resumed rather than created. */
   resumed?: boolean;
+  /**
+   * Set when `parentId` came from this process's environment (`RUNTEL_PARENT_RUN_ID`): the parent
+   * lives in another process, so a backend finds it by id rather than waiting for its start here.
+   */
+  parentInherited?: true;
+  /** The launching process's run span (TRACEPARENT / TRACESTATE), for the run span to continue its trace. */
+  parentTrace?: TraceCarrier;
 }
 
 export interface ParamsEvent {

@@ -15,7 +15,10 @@ export type FinalRunStatus = Exclude<RunStatus, 'running'>;
 export type ConfigValue = unknown;
 
 export interface RunOptions {
-  /** Display name. Default: `run-<first 8 hex of the id>`. */
+  /**
+   * Display name. Default: `run-<first 8 hex of the id>`; in a process launched with a parent's
+   * `childEnv()`, `<parent name>-<first 8 hex>`, and `…-rank<N>` where a rank is set (RANK, SLURM_PROCID).
+   */
   name?: string;
   /** Experiment name. Default: the parent run's experiment for a nested run, else env `RUNTEL_EXPERIMENT`, else `"default"`. */
   experiment?: string;
@@ -25,8 +28,12 @@ export interface RunOptions {
   tags?: Record<string, string>;
   /** When true, the parent is the current run (see `activate`, `withRun` and `activeRun()`). */
   nested?: boolean;
-  /** Explicit parent run; takes precedence over `nested`. */
-  parent?: Run;
+  /**
+   * Explicit parent run; takes precedence over `nested`. Without one (and without `nested`), a run
+   * in a process whose environment names a parent (`RUNTEL_PARENT_RUN_ID`, see `Run.childEnv()`) is
+   * that run's child. `null`: top-level whatever the environment says.
+   */
+  parent?: Run | null;
   /**
    * Make the run current for the code that follows in this async context (the rest of the function
    * and whatever it awaits or calls) until it finishes, as `mlflow.start_run()` does: `activeRun()`,
@@ -66,6 +73,13 @@ export interface Run extends AsyncDisposable {
   readonly parentId: string | undefined;
   readonly status: RunStatus;
 
+  /**
+   * The environment for a process this run launches (merge it into `spawn`/`fork`'s `env` or a job
+   * spec): runs started there become this run's children, in its experiment and trace.
+   * Keys: RUNTEL_PARENT_RUN_ID, RUNTEL_PARENT_RUN_NAME, RUNTEL_EXPERIMENT, TRACEPARENT, TRACESTATE
+   * (an empty value means none, so it also clears one this process inherited).
+   */
+  childEnv(): Record<string, string>;
   /** Write-once params: the same value again is a no-op, a different value throws. */
   logParams(params: Record<string, ConfigValue>): void;
   /** Enqueues one point per key at one step; never waits for I/O. */

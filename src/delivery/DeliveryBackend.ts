@@ -130,6 +130,12 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     else this._ensureTimer();
   }
 
+  /** The target's part of `Run.childEnv()` (W&B: the group of the run's tree). */
+  childEnv(runId: string): Record<string, string> | undefined {
+    const slot = this._slots.get(runId);
+    return slot === undefined ? undefined : this.target.childEnv?.(slot.state);
+  }
+
   /** The seq of the last event handed over for `runId` (undefined for an unknown run). */
   position(runId: string): number | undefined {
     return this._slots.get(runId)?.seq;

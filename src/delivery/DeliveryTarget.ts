@@ -96,6 +96,8 @@ export interface DeliveryTarget<R> {
   queuedSeq(state: R): number;
   /** The request that finishes the run, sent once nothing else is queued or in flight. */
   finish(state: R, event: RunFinishedEvent): Work;
+  /** What a process the run launches needs from this target (see RunBackend.childEnv). */
+  childEnv?(state: R): Record<string, string> | undefined;
   /** A request that shows the run is alive (`channel` names where it counts), or undefined for none. */
   heartbeat?(state: R): { channel: string; work: Work } | undefined;
   /** Makes everything queued sendable now (W&B closes its open history rows). */

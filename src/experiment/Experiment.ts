@@ -1,73 +1,26 @@
 // Hyperparameter search as nested runs: one parent run per search, one child run per trial.
-// Trials come from a grid (cartesian product) and/or seeded random sampling, run with bounded
-// concurrency, each inside its own active-run context so `activeRun()` and nesting just work.
+// Trials come from the search space (search.ts), run with bounded concurrency, each inside its own
+// active-run context so `activeRun()` and nesting just work, or each in its own process
+// (processTrial.ts), so a trial that crashes cannot take the search down.
 
 import type { ErrorInfo } from '../core/events.js';
-import { toErrorInfo } from '../core/events.js';
 import { runWithActive } from '../core/context.js';
 import type { ConfigValue, FinalRunStatus, Logger, Run } from '../core/types.js';
 import { validateKey } from '../core/validation.js';
+import type { SearchSpec, TrialParams } from './search.js';
+import { describeSearch, planTrials } from './search.js';
+import type { TrialFunction, TrialOutcome } from './trial.js';
+import { runTrialBody } from './trial.js';
+import type { CheckedProcessTrial, ProcessTrial } from './processTrial.js';
+import { checkProcessTrial, isProcessTrial, runProcessTrial } from './processTrial.js';
+
+export { planTrials, mulberry32 } from './search.js';
+export type { RandomSearch, RandomSpaceEntry, RangeSpec, SearchSpec, TrialParams } from './search.js';
+export type { TrialFunction, TrialInfo } from './trial.js';
+export type { ProcessTrial } from './processTrial.js';
 
 export type ExperimentGoal = 'minimize' | 'maximize';
 
-/** A numeric range sampled uniformly (or log-uniformly), optionally as integers. */
-export interface RangeSpec {
-  min: number;
-  max: number;
-  /** Sample uniformly in log space (needs `min > 0`). */
-  log?: boolean;
-  /** Draw integers in `[ceil(min), floor(max)]`. */
-  integer?: boolean;
-}
-
-/** An array (uniform choice among its items) or a numeric range. */
-export type RandomSpaceEntry = readonly unknown[] | RangeSpec;
-
-export interface RandomSearch {
-  /** Number of random trials: a positive integer. */
-  n: number;
-  /** Seed of the PRNG: the same seed and space give the same trials. */
-  seed: number;
-  space: Record<string, RandomSpaceEntry>;
-}
-
-export interface SearchSpec {
-  /** Every combination, in key order, the last key varying fastest. */
-  grid?: Record<string, readonly unknown[]>;
-  /** `n` trials sampled from `space`; run after the grid trials when both are given. */
-  random?: RandomSearch;
-  /** Trials in flight at once. Default 1. */
-  concurrency?: number;
-}
-
-type GridParams<G> = { [K in keyof G]: G[K] extends readonly (infer V)[] ? V : unknown };
-type RandomParams<R> = { [K in keyof R]: R[K] extends readonly (infer V)[] ? V : number };
-// `unknown extends X` catches a property the spec does not have (inferred as unknown).
-type GridPart<S> = S extends { grid?: infer G } ? (unknown extends G ? never : [NonNullable<G>] extends [never] ? never : GridParams<NonNullable<G>>) : never;
-type RandomPart<S> = S extends { random?: infer Rs }
-  ? unknown extends Rs
-    ? never
-    : NonNullable<Rs> extends { space: infer R }
-      ? RandomParams<R>
-      : never
-  : never;
-type EmptyPart<S> = S extends { grid: unknown } | { random: unknown } ? never : Record<string, never>;
-
-/** The params a trial receives for a search spec (grid trials and random trials may differ). */
-export type TrialParams<S extends SearchSpec = SearchSpec> = GridPart<S> | RandomPart<S> | EmptyPart<S>;
-
-/** Where a trial stands in its search. */
-export interface TrialInfo {
-  /** 0-based position in the trial list (grid trials first). */
-  index: number;
-  /** Total number of trials. */
-  total: number;
-  /** The trial run's name, `<experiment>-trial-<index>`. */
-  name: string;
-}
-
-/** Returns the objective (a number, or a promise of one). Throwing, or returning NaN or a non-number, fails the trial. */
-export type TrialFunction<P> = (params: P, run: Run, info: TrialInfo) => number | Promise<number>;
 
 export interface ExperimentOptions {
   logger: Logger;
@@ -91,7 +44,10 @@ export interface TrialSummary<P = Record<string, unknown>> {
   runId: string;
   name: string;
   params: P;
-  /** `'killed'` when something else finished the trial's run as killed (a signal, `logger.shutdown()`). */
+  /**
+   * `'killed'` when something else finished the trial's run as killed (a signal, `logger.shutdown()`);
+   * `'crashed'` when the trial's process died without finishing it (SIGKILL, out of memory).
+   */
   status: FinalRunStatus;
   /** The objective, when the trial succeeded. */
   value?: number;
@@ -163,9 +119,14 @@ export class Experiment {
   /**
    * Runs every trial of `search` as a child run of one parent run, at most `concurrency` at a time,
    * and resolves to the summary once all have finished. A failed trial does not stop the others.
+   * `trial` is the trial function, or `{ isolation: 'process', module }` to run each trial in its
+   * own Node process from a module whose default export is the trial function.
    */
-  async run<S extends SearchSpec>(search: S, trial: TrialFunction<TrialParams<S>>): Promise<ExperimentSummary<TrialParams<S>>> {
-    if (typeof trial !== 'function') throw new TypeError('experiment.run needs a trial function (params, run) => objective');
+  async run<S extends SearchSpec>(search: S, trial: TrialFunction<TrialParams<S>> | ProcessTrial): Promise<ExperimentSummary<TrialParams<S>>> {
+    let body: TrialFunction<TrialParams<S>> | CheckedProcessTrial;
+    if (isProcessTrial(trial)) body = checkProcessTrial(trial);
+    else if (typeof trial === 'function') body = trial;
+    else throw new TypeError("experiment.run needs a trial function (params, run) => objective, or { isolation: 'process', module }");
     const plan = planTrials(search);
     const concurrency = search.concurrency ?? 1;
     const params = plan.map((p) => p as TrialParams<S>);
@@ -186,7 +147,7 @@ export class Experiment {
       // The parent stops running when something else finishes it: a signal, a crash, logger.shutdown().
       while (!aborted && parent.status === 'running' && next < params.length) {
         const index = next++;
-        trials[index] = await this._runTrial(parent, index, params.length, params[index]!, trial);
+        trials[index] = await this._runTrial(parent, index, params.length, params[index]!, body);
       }
     };
 
@@ -248,162 +209,26 @@ export class Experiment {
     return this.goal === 'minimize' ? a < b : a > b;
   }
 
-  private async _runTrial<P>(parent: Run, index: number, total: number, params: P, trial: TrialFunction<P>): Promise<TrialSummary<P>> {
+  private async _runTrial<P>(parent: Run, index: number, total: number, params: P, trial: TrialFunction<P> | CheckedProcessTrial): Promise<TrialSummary<P>> {
     const name = `${this.name}-trial-${index}`;
-    const run = this._logger.startRun({
-      parent,
-      name,
-      experiment: this.name,
-      activate: false,
-      config: params as Record<string, ConfigValue>,
-      tags: { trial_index: String(index) },
-    });
-    const summary: TrialSummary<P> = { index, runId: run.id, name, params, status: 'failed' };
-    let error: unknown;
-    let value: unknown;
-    try {
-      // `async` turns a synchronous throw into a rejection.
-      value = await runWithActive(this._logger, run, async () => trial(params, run, { index, total, name }));
-    } catch (thrown) {
-      error = thrown ?? new Error(`trial ${index} threw ${String(thrown)}`);
+    let runId: string;
+    let outcome: TrialOutcome;
+    if (typeof trial === 'function') {
+      const run = this._logger.startRun({
+        parent,
+        name,
+        experiment: this.name,
+        activate: false,
+        config: params as Record<string, ConfigValue>,
+        tags: { trial_index: String(index) },
+      });
+      runId = run.id;
+      outcome = await runTrialBody(this._logger, run, trial, params, { index, total, name }, this.objective);
+    } else {
+      const request = { name, experiment: this.name, objective: this.objective, params, index, total };
+      ({ runId, ...outcome } = await runProcessTrial({ logger: this._logger, parent, trial, request }));
     }
-    if (error === undefined && (typeof value !== 'number' || Number.isNaN(value))) {
-      const got = typeof value === 'number' ? 'NaN' : value === null ? 'null' : typeof value;
-      error = new TypeError(`trial ${index} returned ${got}; the trial function must return the objective as a number`);
-    }
-    if (run.status !== 'running') {
-      // The run was finished already (by the trial itself, or as killed by a signal handler): keep that outcome.
-      if (error === undefined && run.status === 'success') {
-        summary.status = 'success';
-        summary.value = value as number;
-      } else {
-        summary.status = run.status === 'killed' ? 'killed' : 'failed';
-        summary.error = toErrorInfo(error ?? new Error(`trial run was finished ${run.status}`));
-      }
-      return summary;
-    }
-    if (error !== undefined) {
-      summary.error = toErrorInfo(error);
-      await run.finish('failed', error);
-      return summary;
-    }
-    run.logMetrics({ [this.objective]: value as number });
-    summary.status = 'success';
-    summary.value = value as number;
-    await run.finish('success');
-    return summary;
+    return { index, runId, name, params, ...outcome };
   }
 }
 
-/** The trials' params in run order: the grid's product, then the random samples; `[{}]` when neither is given. */
-export function planTrials(search: SearchSpec): Array<Record<string, unknown>> {
-  if (typeof search !== 'object' || search === null) throw new TypeError('experiment.run needs a search spec object ({ grid?, random?, concurrency? })');
-  const { grid, random, concurrency } = search;
-  if (concurrency !== undefined && !(Number.isSafeInteger(concurrency) && concurrency >= 1)) {
-    throw new RangeError(`concurrency must be a positive integer, got ${String(concurrency)}`);
-  }
-  const plan: Array<Record<string, unknown>> = [];
-  if (grid !== undefined) plan.push(...gridTrials(grid));
-  if (random !== undefined) plan.push(...randomTrials(random));
-  if (grid === undefined && random === undefined) plan.push({});
-  return plan;
-}
-
-function gridTrials(grid: Record<string, readonly unknown[]>): Array<Record<string, unknown>> {
-  if (typeof grid !== 'object' || grid === null || Array.isArray(grid)) throw new TypeError('grid must be an object of arrays');
-  const keys = Object.keys(grid);
-  if (keys.length === 0) throw new TypeError('grid must name at least one parameter');
-  for (const key of keys) {
-    const values = grid[key];
-    if (!Array.isArray(values)) throw new TypeError(`grid.${key} must be an array of values`);
-    if (values.length === 0) throw new RangeError(`grid.${key} is an empty array: give at least one value`);
-  }
-  let combos: Array<Record<string, unknown>> = [{}];
-  for (const key of keys) {
-    const next: Array<Record<string, unknown>> = [];
-    for (const combo of combos) for (const value of grid[key]!) next.push({ ...combo, [key]: value });
-    combos = next;
-  }
-  return combos;
-}
-
-function randomTrials(random: RandomSearch): Array<Record<string, unknown>> {
-  if (typeof random !== 'object' || random === null) throw new TypeError('random must be { n, seed, space }');
-  const { n, seed, space } = random;
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw new RangeError(`random.n must be a positive integer, got ${String(n)}`);
-  if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) throw new TypeError(`random.seed must be an integer, got ${String(seed)}`);
-  if (typeof space !== 'object' || space === null || Array.isArray(space)) throw new TypeError('random.space must be an object');
-  const keys = Object.keys(space);
-  if (keys.length === 0) throw new TypeError('random.space must name at least one parameter');
-  for (const key of keys) checkSpaceEntry(key, space[key]);
-  const next = mulberry32(seed);
-  const trials: Array<Record<string, unknown>> = [];
-  for (let i = 0; i < n; i++) {
-    const params: Record<string, unknown> = {};
-    for (const key of keys) params[key] = sample(space[key]!, next);
-    trials.push(params);
-  }
-  return trials;
-}
-
-function checkSpaceEntry(key: string, entry: unknown): void {
-  if (Array.isArray(entry)) {
-    if (entry.length === 0) throw new RangeError(`random.space.${key} is an empty array: give at least one value`);
-    return;
-  }
-  if (typeof entry !== 'object' || entry === null) {
-    throw new TypeError(`random.space.${key} must be an array of choices or { min, max, log?, integer? }`);
-  }
-  const { min, max, log, integer } = entry as Partial<RangeSpec>;
-  if (typeof min !== 'number' || !Number.isFinite(min) || typeof max !== 'number' || !Number.isFinite(max)) {
-    throw new TypeError(`random.space.${key} needs finite numbers min and max`);
-  }
-  if (min > max) throw new RangeError(`random.space.${key}: min (${min}) is greater than max (${max})`);
-  if (log === true && min <= 0) throw new RangeError(`random.space.${key}: a log range needs min > 0, got ${min}`);
-  if (integer === true && Math.ceil(min) > Math.floor(max)) {
-    throw new RangeError(`random.space.${key}: no integer between min (${min}) and max (${max})`);
-  }
-}
-
-function sample(entry: RandomSpaceEntry, next: () => number): unknown {
-  if (isChoices(entry)) return entry[Math.floor(next() * entry.length)];
-  const { min, max, log = false, integer = false } = entry;
-  const u = next();
-  if (!integer) return log ? Math.exp(Math.log(min) + u * (Math.log(max) - Math.log(min))) : min + u * (max - min);
-  const lo = Math.ceil(min);
-  const hi = Math.floor(max);
-  if (!log) return lo + Math.floor(u * (hi - lo + 1));
-  // Log-uniform over [lo - 0.5, hi + 0.5) (clamped above 0), rounded: every integer is reachable.
-  const a = Math.max(lo - 0.5, lo / 2);
-  const b = hi + 0.5;
-  return Math.min(hi, Math.max(lo, Math.round(Math.exp(Math.log(a) + u * (Math.log(b) - Math.log(a))))));
-}
-
-function isChoices(entry: RandomSpaceEntry): entry is readonly unknown[] {
-  return Array.isArray(entry);
-}
-
-/** mulberry32: a tiny 32-bit PRNG; uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The parent run's `search.*` params. */
-function describeSearch(search: SearchSpec, concurrency: number): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (search.grid !== undefined) out.grid = { ...search.grid };
-  if (search.random !== undefined) {
-    const space: Record<string, unknown> = {};
-    for (const [key, entry] of Object.entries(search.random.space)) space[key] = isChoices(entry) ? entry : { ...entry };
-    out.random = { n: search.random.n, seed: search.random.seed, space };
-  }
-  out.concurrency = concurrency;
-  return out;
-}

@@ -13,6 +13,8 @@ import type { DeliveryContext, DeliveryTarget, StartedRun, Work } from '../deliv
 import { redactUrl } from '../delivery/HttpClient.js';
 import { MlflowError, isMissing, toMlflowMetricValue } from './MlflowClient.js';
 import type { MlflowKeyValue, MlflowMetric, MlflowRunStatus , MlflowClient} from './MlflowClient.js';
+import { TAG_PARENT_RUN_ID } from '../core/processParent.js';
+import { findInheritedParent } from './parentLookup.js';
 
 export const RUNTEL_RUN_ID_TAG = 'runtel.run_id';
 /** Milliseconds since the epoch when the run last showed it was alive (see `heartbeatIntervalMillis`). */
@@ -70,6 +72,8 @@ export interface MlflowRunState {
   tagsInflight: boolean;
   /** When the last `runtel.heartbeat` tag was taken for sending. */
   beatAt: number;
+  /** The MLflow id of a parent in another process (RUNTEL_PARENT_RUN_ID), being looked up. */
+  inheritedParent?: Promise<string | undefined>;
 }
 
 /** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
@@ -124,7 +128,22 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       state.beatAt = Date.now();
       setOwnTag(state, RUNTEL_HEARTBEAT_TAG, String(state.beatAt), 0);
     }
-    return { state, create: this._remembered(state, () => this._create(state, event)), ...this._after(event.parentId) };
+    const create = this._remembered(state, () => this._create(state, event));
+    if (event.parentInherited === true && event.parentId !== undefined && !this._ids.has(event.parentId)) {
+      // The search waits outside the request slots, as a parent being created here would.
+      const parentId = event.parentId;
+      state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), parentId).then((found) => {
+        // Found once, known for the process's next children (they need not search again).
+        if (found !== undefined && !this._ids.has(parentId)) {
+          const entry = this._idEntry(parentId, true);
+          entry.settled = true;
+          entry.settle(found);
+        }
+        return found;
+      });
+      return { state, create, after: state.inheritedParent };
+    }
+    return { state, create, ...this._after(event.parentId) };
   }
 
   adopt(runId: string): StartedRun<MlflowRunState> | undefined {
@@ -341,8 +360,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
-    const experimentName = event.experiment === 'default' && this._config.defaultExperimentName !== undefined ? this._config.defaultExperimentName : event.experiment;
-    const experimentId = await this.experimentId(experimentName);
+    const experimentId = await this.experimentId(this._experimentName(event));
     if (this._config.findExistingRuns || event.resumed === true) {
       const existing = await this.findRun(experimentId, event.runId);
       if (existing !== undefined) {
@@ -353,7 +371,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
         return;
       }
     }
-    const parentId = event.parentId === undefined ? undefined : await this._parentRunId(experimentId, event.parentId);
+    const parentId = event.parentId === undefined ? undefined : await (state.inheritedParent ?? this._parentRunId(experimentId, event.parentId));
     const tags: MlflowKeyValue[] = [
       { key: 'mlflow.runName', value: event.name },
       { key: 'mlflow.user', value: safeUser() },
@@ -362,6 +380,11 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       { key: RUNTEL_RUN_ID_TAG, value: event.runId },
     ];
     if (parentId !== undefined) tags.push({ key: 'mlflow.parentRunId', value: parentId });
+    else if (event.parentId !== undefined) {
+      // Top-level, but the tree can still be rebuilt from the tag.
+      tags.push({ key: TAG_PARENT_RUN_ID, value: event.parentId });
+      this._context.reportOnce('parent-not-found', 'find-parent', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
+    }
     const commit = await this._commit();
     if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });
     const info = await this.mlflow.createRun(
@@ -377,6 +400,10 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   private _publishLink(state: MlflowRunState, experimentId: string): void {
     const url = mlflowRunUrl(this.mlflow.trackingUri, experimentId, state.mlflowId!);
     if (url !== undefined) publishRunLink({ runId: state.runtelId, label: 'MLflow', url });
+  }
+
+  private _experimentName(event: RunStartedEvent): string {
+    return event.experiment === 'default' && this._config.defaultExperimentName !== undefined ? this._config.defaultExperimentName : event.experiment;
   }
 
   /** An adopted run: found by its tag in any experiment, never created (its start is not known). */

@@ -46,6 +46,8 @@ import { SpanAttributeBudget } from './SpanAttributeBudget.js';
 import { UNCOUNTABLE_LINE, deliveryCountable, reportOrWrite, setupWarnings, slowProvider, undeliveredLine } from './setupReport.js';
 import type { OtelSignal } from './setupReport.js';
 import type { OtelBackendOptions } from './OtelBackendOptions.js';
+import { carrierOf, contextFromCarrier } from './traceCarrier.js';
+import { traceEnv } from '../core/processParent.js';
 
 export type { OtelBackendOptions } from './OtelBackendOptions.js';
 
@@ -53,6 +55,7 @@ interface RunState {
   id: string;
   name: string;
   experiment: string;
+  /** The parent run when it is in this process (its end flushes the providers); not one from the environment. */
   parentId: string | undefined;
   span: Span;
   /** ROOT_CONTEXT (or the parent run's context) with this run's span: log records are emitted in it. */
@@ -143,6 +146,12 @@ export class OtelBackend implements RunBackend {
       case 'run_finished':
         return this._onFinished(event);
     }
+  }
+
+  /** TRACEPARENT / TRACESTATE of the run span: the launched process's run spans continue it. */
+  childEnv(runId: string): Record<string, string> | undefined {
+    const run = this._runs.get(runId) ?? this._finished.get(runId);
+    return run === undefined ? undefined : traceEnv(carrierOf(run.span));
   }
 
   runInContext<T>(runId: string, fn: () => T): T {
@@ -259,8 +268,9 @@ export class OtelBackend implements RunBackend {
   private _onStarted(event: RunStartedEvent): void {
     const { tracer, records } = this._ensureInstruments();
     const parent = event.parentId === undefined ? undefined : this._runs.get(event.parentId);
-    // A top-level run starts a new trace whatever span is active in the caller's context.
-    const parentCtx = parent === undefined ? ROOT_CONTEXT : parent.ctx;
+    // A top-level run starts a new trace whatever span is active in the caller's context; a run
+    // whose parent is in the launching process continues that process's span (TRACEPARENT).
+    const parentCtx = parent !== undefined ? parent.ctx : contextFromCarrier(event.parentTrace);
     const identity: Attributes = { [ATTR_RUN_ID]: event.runId, [ATTR_RUN_NAME]: event.name, [ATTR_EXPERIMENT_NAME]: event.experiment };
     if (event.parentId !== undefined) identity[ATTR_RUN_PARENT_ID] = event.parentId;
     if (event.resumed === true) identity[ATTR_RUN_RESUMED] = true;
@@ -269,7 +279,7 @@ export class OtelBackend implements RunBackend {
       id: event.runId,
       name: event.name,
       experiment: event.experiment,
-      parentId: event.parentId,
+      parentId: parent?.id,
       span,
       ctx: trace.setSpan(parentCtx, span),
       startTime: event.startTime,

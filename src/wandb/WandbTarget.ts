@@ -118,6 +118,20 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     return { state: run, create: () => (run.created = this._create(run, event)) };
   }
 
+  /**
+   * A run about to have children in other processes heads their group now (its children cannot
+   * announce themselves here), and they join it through WANDB_RUN_GROUP, as W&B's own SDK does.
+   */
+  childEnv(run: WandbRunState): Record<string, string> {
+    if (run.group === undefined) {
+      run.group = run.wandbId;
+      run.jobType ??= 'parent';
+      this._dirty(run, Infinity);
+      this._context.wake(run.runtelId);
+    }
+    return { WANDB_RUN_GROUP: run.group };
+  }
+
   accept(run: WandbRunState, event: Exclude<RunEvent, RunStartedEvent>, seq: number): boolean {
     switch (event.type) {
       case 'params':

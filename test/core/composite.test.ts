@@ -91,7 +91,7 @@ describe('CompositeLogger', () => {
         calls.push(`start:${options?.name}:${JSON.stringify(options?.config)}`);
         return {
           id: 'x', name: options?.name ?? '', experiment: 'e', parentId: undefined, status: 'running',
-          logParams: () => undefined, setTags: () => undefined, logArtifact: () => undefined, logModel: () => undefined,
+          childEnv: () => ({}), logParams: () => undefined, setTags: () => undefined, logArtifact: () => undefined, logModel: () => undefined,
           logMetrics: (v, o) => { calls.push(`metrics:${JSON.stringify(v)}@${o?.step}`); },
           finish: (s) => { calls.push(`finish:${s}`); return Promise.resolve(); },
           [Symbol.asyncDispose]: () => Promise.resolve(),
