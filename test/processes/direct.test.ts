@@ -62,7 +62,8 @@ describe('trainer processes launched with childEnv() log straight to JSONL, MLfl
     // JSONL: the four runs of four processes in one store, the trainers under the parent.
     const stored = new Map(listRuns(store).map((r) => [r.record.id, r.record]));
     expect(stored.size).toBe(4);
-    expect(stored.get(parentId)).toMatchObject({ parentId: undefined, status: 'success', experiment });
+    expect(stored.get(parentId)).toMatchObject({ status: 'success', experiment });
+    expect(stored.get(parentId)!.parentId).toBeUndefined();
     for (const run of out.runs) expect(stored.get(run.id)).toMatchObject({ parentId, status: 'success', experiment });
     const ls = await runCommand(process.execPath, [CLI, 'ls', '--dir', store], { env: cleanEnv({ NO_COLOR: '1' }) });
     expect(ls.code, ls.stderr).toBe(0);
