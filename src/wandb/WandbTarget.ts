@@ -14,6 +14,7 @@ import { packStreamRequest } from './fileStream.js';
 import { continueFrom } from './resume.js';
 import { upsertInput } from './upsert.js';
 import { RunHistory, wandbRunId } from './history.js';
+import { wandbSystemRow } from '../system/conventions.js';
 
 export interface WandbTargetConfig {
   maxRequestBytes: number;
@@ -53,6 +54,8 @@ export interface WandbRunState {
   finish: { status: FinalRunStatus; endTime: number; error: ErrorInfo | undefined } | undefined;
   /** History points already counted as skipped or dropped. */
   accounted: { skipped: number; dropped: number };
+  /** System metric rows for `wandb-events.jsonl` (W&B's system charts), from line `offset` on. */
+  events: { offset: number; lines: Array<{ line: string; points: number; seq: number }>; networkBase: { receive?: number; transmit?: number } };
 }
 
 /** A crashed run (its process died without finishing it) completes with 137, as a shell reports a process killed by SIGKILL. */
@@ -133,6 +136,11 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
         if (run.finish !== undefined) run.history.closeAll();
         this._account(run);
         return run.finish !== undefined;
+      case 'system_metrics': {
+        const row = wandbSystemRow(event.values, event.timestamp, run.started.startTime, run.events.networkBase);
+        run.events.lines.push({ line: JSON.stringify(row), points: Object.keys(event.values).length, seq });
+        return run.finish !== undefined;
+      }
       case 'artifact':
         run.files.push({ ...event, seq });
         return false;
@@ -152,11 +160,11 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
 
   hasQueued(run: WandbRunState): boolean {
     const h = run.history;
-    return run.metaDirty || run.files.length > 0 || run.uploaded.length > 0 || h.lines.length > 0 || h.bufferedPoints > 0 || h.summaryVersion !== run.sentSummaryVersion;
+    return run.metaDirty || run.files.length > 0 || run.uploaded.length > 0 || h.lines.length > 0 || run.events.lines.length > 0 || h.bufferedPoints > 0 || h.summaryVersion !== run.sentSummaryVersion;
   }
 
   queuedSeq(run: WandbRunState): number {
-    return Math.min(run.metaSeq, run.files[0]?.seq ?? Infinity, run.history.pendingSeq());
+    return Math.min(run.metaSeq, run.files[0]?.seq ?? Infinity, run.history.pendingSeq(), run.events.lines[0]?.seq ?? Infinity);
   }
 
   finish(run: WandbRunState, event: RunFinishedEvent): Work {
@@ -186,6 +194,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     let dropped = history.bufferedPoints;
     for (const line of history.lines) dropped += line.points;
     history.acknowledge(history.lines.length);
+    for (const line of run.events.lines) dropped += line.points;
+    run.events.lines = [];
     run.files = [];
     run.finish = undefined;
     run.metaDirty = false;
@@ -243,6 +253,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       forceSummary: exitCode !== undefined,
       nowMillis: exitCode !== undefined ? run.finish?.endTime ?? Date.now() : Date.now(),
       uploaded,
+      events: run.events,
       ...(exitCode !== undefined ? { exitCode } : {}),
       onSummaryTooLarge: (bytes, version) => {
         this._context.reportOnce('summary-too-large', 'file_stream', new Error(`the W&B summary is ${bytes} bytes, over the line limit: not sent`));
@@ -260,6 +271,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       killsRun: () => true,
       onSent: () => {
         run.history.acknowledge(request.lines);
+        run.events.lines.splice(0, request.eventLines);
+        run.events.offset += request.eventLines;
         this._stats.historyLines += request.lines;
         if (request.summaryVersion !== undefined) run.sentSummaryVersion = request.summaryVersion;
         run.uploaded.splice(0, request.uploaded);
@@ -295,6 +308,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       uploaded: [],
       finish: undefined,
       accounted: { skipped: 0, dropped: 0 },
+      events: { offset: 0, lines: [], networkBase: {} },
     };
   }
 
@@ -354,6 +368,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       const status = await this.wandb.runResumeStatus(entity, project, run.wandbId);
       if (status !== undefined) {
         await continueFrom(this.wandb, run.history, { wandbId: run.wandbId, entity, project }, status, this._config);
+        // Live, system rows go after W&B's; a replay writes its rows at their own lines again.
+        if (!this._config.replay) run.events.offset = status.eventsLineCount;
         this._account(run);
       }
       exists = status !== undefined;
