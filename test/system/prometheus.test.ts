@@ -2,6 +2,10 @@
 // (otelcol-runtel, prometheus exporter) → a real Prometheus. Every host and process series is
 // queryable by the run id, under the semantic conventions' names (as the collector spells them
 // for Prometheus), with values the sampler took.
+import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
@@ -71,8 +75,22 @@ const EXPECTED: Array<[string, Record<string, string>, string, number]> = [
   ['process_memory_usage_bytes', {}, 'process_memory_rss_megabytes', 1e6],
   ['v8js_memory_heap_used_bytes', {}, 'process_heap_used_megabytes', 1e6],
   ['nodejs_eventloop_delay_p99_seconds', {}, 'event_loop_delay_p99_milliseconds', 1e-3],
+  ['nodejs_eventloop_delay_max_seconds', {}, 'event_loop_delay_max_milliseconds', 1e-3],
   ['process_cpu_utilization_ratio', {}, 'process_cpu_percentage', 0],
+  // From a stand-in nvidia-smi printing one A100's readings (test/fixtures/nvidia-smi).
+  ['hw_gpu_utilization_ratio', { hw_id: 'gpu_0', hw_type: 'gpu' }, 'gpu_0_utilization_percentage', 0.01],
+  ['hw_gpu_memory_usage_bytes', { hw_id: 'gpu_0', hw_type: 'gpu' }, 'gpu_0_memory_usage_megabytes', 1e6],
+  ['hw_gpu_memory_utilization_ratio', { hw_id: 'gpu_0', hw_type: 'gpu' }, 'gpu_0_memory_usage_percentage', 0.01],
+  ['hw_power_watts', { hw_id: 'gpu_0', hw_type: 'gpu' }, 'gpu_0_power_usage_watts', 1],
 ];
+
+function fakeNvidiaSmi(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'runtel-nvsmi-'));
+  const script = join(dir, 'nvidia-smi');
+  writeFileSync(script, `#!/bin/sh\ncat '${join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'nvidia-smi', 'one-gpu.csv')}'\n`);
+  chmodSync(script, 0o755);
+  return script;
+}
 
 describe('system metrics → Collector → Prometheus', () => {
   it('2. host and process metrics are queryable with the run id, under semantic-convention names', async () => {
@@ -84,7 +102,9 @@ describe('system metrics → Collector → Prometheus', () => {
     const tracerProvider = new BasicTracerProvider({ resource });
     const memory = new InMemoryLogger();
     const logger = new CompositeLogger([memory, new OtelLogger({ meterProvider, loggerProvider, tracerProvider })], { systemMetrics: true, systemMetricsIntervalMillis: 100 });
+    process.env.RUNTEL_NVIDIA_SMI = fakeNvidiaSmi();
     const run = logger.startRun({ name: 'prom-system', experiment: 'system-prom' });
+    delete process.env.RUNTEL_NVIDIA_SMI;
     const other = logger.startRun({ name: 'prom-other', experiment: 'system-prom', activate: false });
     try {
       const selector = (name: string) => `${name}{ml_run_id="${run.id}"}`;
