@@ -27,7 +27,12 @@ export class SystemSampler {
     this._options = options;
     this._step = options.firstStep ?? 0;
     // nvidia-smi gets at most half an interval (and never more than 5 s).
-    this._collector = new SystemCollector({ gpuTimeoutMillis: Math.min(5000, Math.max(100, options.intervalMillis / 2)), ...(options.gpus ? { gpus: options.gpus } : {}) });
+    // The event-loop monitor ticks ten times an interval, at most every 10 ms and at least every 100 ms.
+    this._collector = new SystemCollector({
+      gpuTimeoutMillis: Math.min(5000, Math.max(100, options.intervalMillis / 2)),
+      loopResolutionMillis: Math.min(100, Math.max(10, Math.floor(options.intervalMillis / 10))),
+      ...(options.gpus ? { gpus: options.gpus } : {}),
+    });
     // Like MLflow, the first sample comes one interval after the start (CPU is a rate over it).
     this._timer = setInterval(() => this._tick(), options.intervalMillis);
     this._timer.unref();

@@ -78,7 +78,7 @@ describe('gpuValues: MLflow per-GPU keys and units', () => {
 
 describe('the collector with an nvidia-smi process', () => {
   it('adds system/gpu_<i>_* keys from what nvidia-smi printed', async () => {
-    const collector = new SystemCollector({ gpuTimeoutMillis: 5000, gpus: new NvidiaSmi(fakeNvidiaSmi(fixture('four-gpus.csv'))) });
+    const collector = new SystemCollector({ gpuTimeoutMillis: 5000, loopResolutionMillis: 20, gpus: new NvidiaSmi(fakeNvidiaSmi(fixture('four-gpus.csv'))) });
     try {
       const values = await collector.sample();
       expect(values['system/gpu_3_utilization_percentage']).toBe(45);
@@ -92,7 +92,7 @@ describe('the collector with an nvidia-smi process', () => {
 
   it('samples without GPU keys, and stops asking, when there is no nvidia-smi', async () => {
     const gpus = new NvidiaSmi(join(tmpdir(), 'no-such-dir', 'nvidia-smi'));
-    const collector = new SystemCollector({ gpuTimeoutMillis: 5000, gpus });
+    const collector = new SystemCollector({ gpuTimeoutMillis: 5000, loopResolutionMillis: 20, gpus });
     try {
       const values = await collector.sample();
       expect(Object.keys(values).some((k) => k.startsWith('system/gpu_'))).toBe(false);
