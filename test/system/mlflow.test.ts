@@ -42,7 +42,6 @@ let otlpUrl = '';
 const ready = setupOrFail(async () => {
   mlflow = await startMlflow();
   bridge = await createBridge({ port: 0, mlflow: { trackingUri: mlflow.url, flushIntervalMillis: 200 }, wandb: false, log: () => {} });
-  ({ collector, otlpUrl } = await startBridgeCollector(bridge.url));
 }, 300_000);
 
 afterAll(async () => {
@@ -102,6 +101,7 @@ describe('system metrics in MLflow (its Python client reads them back)', () => {
 
   it('3. runtel demo through OTLP → Collector → bridge → MLflow', async () => {
     ready();
+    ({ collector, otlpUrl } = await startBridgeCollector(bridge!.url));
     const since = Date.now();
     const result = await demo({ RUNTEL_BACKENDS: 'otel', OTEL_EXPORTER_OTLP_ENDPOINT: otlpUrl, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf', OTEL_SERVICE_NAME: 'system-metrics-demo' });
     expect(result.code, result.stderr).toBe(0);
