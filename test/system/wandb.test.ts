@@ -70,7 +70,7 @@ describe('WandbLogger with system metrics', () => {
 const SCRIPT = `
 import time, wandb
 run = wandb.init(project="system-metrics", id="realsys01", settings=wandb.Settings(x_stats_sampling_interval=0.2))
-time.sleep(4)
+time.sleep(6)
 run.finish()
 `;
 
@@ -92,7 +92,6 @@ function realSdkRun(): Promise<{ code: number | null; output: string }> {
     WANDB_DISABLE_GIT: 'true',
     WANDB_DISABLE_CODE: 'true',
     WANDB_ERROR_REPORTING: 'false',
-    WANDB_X_DISABLE_MACHINE_INFO: 'true',
     WANDB_DISABLE_JOB_CREATION: 'true',
     DO_NOT_TRACK: '1',
     // Anything but the test server goes to a closed loopback port.
