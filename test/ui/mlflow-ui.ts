@@ -289,9 +289,41 @@ export async function checkSystemCharts(page: Page, expected: ChartsExpectation)
   await checkCharts(page, expected, 'System metrics', (key) => [key, key.replace(/^system\//, '')], true);
 }
 
+/**
+ * Every chart title the tab has: MLflow renders chart cards as they scroll into view, so the page is
+ * scrolled down until no new title appears.
+ */
+async function allChartKeys(page: Page): Promise<string[]> {
+  const seen = new Set(await settled(() => chartKeys(page), 10_000));
+  for (let i = 0; i < 40; i++) {
+    const before = seen.size;
+    const last = page.locator('h4[title]').last();
+    await last.scrollIntoViewIfNeeded();
+    await page.mouse.wheel(0, 600);
+    await page.waitForTimeout(400);
+    for (const key of await chartKeys(page)) seen.add(key);
+    if (seen.size === before && i > 2) break;
+  }
+  return [...seen].sort();
+}
+
+/** The chart card title of `key`, scrolling from the top until MLflow has rendered it. */
+async function findChartTitle(page: Page, key: string): Promise<Locator | undefined> {
+  await page.mouse.move(600, 500);
+  const title = chartTitle(page, key).first();
+  if ((await title.count()) > 0) return title;
+  await page.evaluate(() => document.querySelectorAll('*').forEach((e) => e.scrollTop > 0 && e.scrollTo(0, 0)));
+  for (let i = 0; i < 40; i++) {
+    if ((await title.count()) > 0) return title;
+    await page.mouse.wheel(0, 400);
+    await page.waitForTimeout(300);
+  }
+  return undefined;
+}
+
 async function checkCharts(page: Page, expected: ChartsExpectation, tab: string, titlesOf: (key: string) => string[], anyIncreasingX = false): Promise<void> {
   await pollUntil(() => chartKeys(page), (keys) => keys.length > 0, RENDER_MILLIS);
-  const keys = await settled(() => chartKeys(page), 10_000);
+  const keys = await allChartKeys(page);
   const problems: string[] = [];
   for (const [key, points] of Object.entries(expected)) {
     const shownAs = titlesOf(key).find((t) => keys.includes(t));
@@ -299,7 +331,11 @@ async function checkCharts(page: Page, expected: ChartsExpectation, tab: string,
       problems.push(`no chart for "${key}" (charts shown: ${keys.join(', ')})`);
       continue;
     }
-    const title = chartTitle(page, shownAs).first();
+    const title = await findChartTitle(page, shownAs);
+    if (title === undefined) {
+      problems.push(`the chart of "${key}" is not rendered`);
+      continue;
+    }
     await title.scrollIntoViewIfNeeded();
     const plot = await pollUntil(() => readPlot(title), (p) => p !== undefined && p.traces.length > 0 && p.drawnPoints > 0, 20_000);
     if (plot === undefined || plot.traces.length === 0) {
