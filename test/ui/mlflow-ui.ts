@@ -294,6 +294,7 @@ export async function checkSystemCharts(page: Page, expected: ChartsExpectation)
  * scrolled down until no new title appears.
  */
 async function allChartKeys(page: Page): Promise<string[]> {
+  await scrollToTop(page);
   const seen = new Set(await settled(() => chartKeys(page), 10_000));
   for (let i = 0; i < 40; i++) {
     const before = seen.size;
@@ -307,12 +308,18 @@ async function allChartKeys(page: Page): Promise<string[]> {
   return [...seen].sort();
 }
 
+async function scrollToTop(page: Page): Promise<void> {
+  await page.mouse.move(600, 500);
+  await page.evaluate(() => document.querySelectorAll('*').forEach((e) => e.scrollTop > 0 && e.scrollTo(0, 0)));
+  await page.waitForTimeout(300);
+}
+
 /** The chart card title of `key`, scrolling from the top until MLflow has rendered it. */
 async function findChartTitle(page: Page, key: string): Promise<Locator | undefined> {
   await page.mouse.move(600, 500);
   const title = chartTitle(page, key).first();
   if ((await title.count()) > 0) return title;
-  await page.evaluate(() => document.querySelectorAll('*').forEach((e) => e.scrollTop > 0 && e.scrollTo(0, 0)));
+  await scrollToTop(page);
   for (let i = 0; i < 40; i++) {
     if ((await title.count()) > 0) return title;
     await page.mouse.wheel(0, 400);
