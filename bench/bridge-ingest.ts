@@ -2,12 +2,14 @@
 // (SQLite, PostgreSQL):
 // (A) OTLP as the Collector sends it (protobuf + gzip, 512 log records a request) → bridge → a real
 //     MLflow: 100,000 points (10 keys × 10,000 steps) from the first POST until every point is in
-//     MLflow (the bridge's MLflow sender has delivered all it took);
+//     MLflow (the bridge's MLflow sender has delivered all it took); each request is answered only
+//     once what it carried is in MLflow (acknowledge after delivery). Over OTLP/HTTP, and (A-gRPC)
+//     over OTLP/gRPC with gzip message compression, as the Collector's otlp exporter sends;
 // (B) the server's ceiling: raw log-batch requests of 1000 metrics at the best concurrency found;
 // (C) the bridge's own cost per point with a null sink (no MLflow): (C1) in process, gunzip +
 //     protobuf decode + OTLP → inputs + translation, no HTTP; (C2) the whole bridge over loopback
-//     HTTP with a backend that discards every event.
-// Target, on each store against that store's own (B): (A) ≥ 0.9× (B).
+//     HTTP with a backend that discards every event; (C3) the same over gRPC.
+// Target, on each store against that store's own (B): (A) and (A-gRPC) ≥ 0.9× (B).
 // The request bodies are built before any timing, from the records runtel's OtelLogger writes
 // through the real OTel JS SDK, serialized with the SDK's own ProtobufLogsSerializer (what the OTLP
 // proto exporter sends; the Collector re-encodes the same messages) and gzipped with node:zlib.
@@ -18,6 +20,8 @@
 
 import { availableParallelism } from 'node:os';
 import { Agent, request as httpRequest } from 'node:http';
+import { Client, Metadata, credentials, status as grpcStatus } from '@grpc/grpc-js';
+import type { ServiceError } from '@grpc/grpc-js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ProtobufLogsSerializer } from '@opentelemetry/otlp-transformer';
 import { InMemoryLogRecordExporter, LoggerProvider } from '@opentelemetry/sdk-logs';
@@ -51,6 +55,8 @@ function fmt(v: number): string {
 
 interface Bodies {
   gzipped: Buffer[];
+  /** The same messages uncompressed (gRPC compresses per message itself). */
+  raw: Buffer[];
   records: number;
   rawBytes: number;
   wireBytes: number;
@@ -81,16 +87,18 @@ async function buildBodies(): Promise<Bodies> {
     throw new Error(`unexpected records from OtelLogger: ${JSON.stringify([...byEvent])}`);
   }
   const gzipped: Buffer[] = [];
+  const rawBodies: Buffer[] = [];
   let rawBytes = 0;
   for (let i = 0; i < records.length; i += BATCH) {
     const raw = ProtobufLogsSerializer.serializeRequest(records.slice(i, i + BATCH));
     if (raw === undefined) throw new Error('ProtobufLogsSerializer gave nothing');
     rawBytes += raw.length;
+    rawBodies.push(Buffer.from(raw));
     gzipped.push(gzipSync(raw));
   }
   await logger.shutdown();
   await Promise.all([loggerProvider.shutdown(), tracerProvider.shutdown(), meterProvider.shutdown()]);
-  return { gzipped, records: records.length, rawBytes, wireBytes: gzipped.reduce((n, b) => n + b.length, 0) };
+  return { gzipped, raw: rawBodies, records: records.length, rawBytes, wireBytes: gzipped.reduce((n, b) => n + b.length, 0) };
 }
 
 // ---- HTTP: POST as the Collector's otlphttp exporter does ---------------------------------------
@@ -142,6 +150,39 @@ async function sendAll(url: string, bodies: Buffer[], concurrency: number): Prom
   return { retries, waitedMillis };
 }
 
+const LOGS_EXPORT = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
+
+/** sendAll over OTLP/gRPC: raw protobuf messages, gzip-compressed by the channel; UNAVAILABLE is retried after 1 s. */
+async function sendAllGrpc(address: string, bodies: Buffer[], concurrency: number): Promise<{ retries: number; waitedMillis: number }> {
+  const client = new Client(address, credentials.createInsecure(), { 'grpc.default_compression_algorithm': 2, 'grpc.max_send_message_length': 64 << 20 });
+  let retries = 0;
+  let waitedMillis = 0;
+  const call = (body: Buffer): Promise<ServiceError | undefined> =>
+    new Promise((resolve) => client.makeUnaryRequest(LOGS_EXPORT, (b: Buffer) => b, (b: Buffer) => b, body, new Metadata(), (error) => resolve(error ?? undefined)));
+  const sendOne = async (body: Buffer): Promise<void> => {
+    for (;;) {
+      const error = await call(body);
+      if (error === undefined) return;
+      if (error.code !== grpcStatus.UNAVAILABLE) throw new Error(`bridge answered gRPC ${error.code}: ${error.details}`);
+      retries++;
+      waitedMillis += 1000;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  };
+  try {
+    await sendOne(bodies[0]!);
+    let next = 1;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < bodies.length) await sendOne(bodies[next++]!);
+      }),
+    );
+  } finally {
+    client.close();
+  }
+  return { retries, waitedMillis };
+}
+
 // ---- (A) collector → bridge → MLflow ----------------------------------------------------------
 
 interface BridgeResult {
@@ -150,11 +191,12 @@ interface BridgeResult {
   retries: number;
 }
 
-async function bridgeCase(setup: ServerSetup, bodies: Bodies): Promise<BridgeResult> {
+async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grpc'): Promise<BridgeResult> {
   return withServer(setup, async (server, client) => {
     const errors: string[] = [];
     const bridge = await createBridge({
       port: 0,
+      ...(via === 'grpc' ? { grpcPort: 0 } : {}),
       mlflow: { trackingUri: server.url, ...(process.env.BENCH_CONCURRENCY ? { maxConcurrentRequests: Number(process.env.BENCH_CONCURRENCY) } : {}) },
       wandb: false,
       onError: (f) => errors.push(`${f.backend}:${f.operation}: ${f.error instanceof Error ? f.error.message : String(f.error)}`),
@@ -163,7 +205,7 @@ async function bridgeCase(setup: ServerSetup, bodies: Bodies): Promise<BridgeRes
     let result: BridgeResult;
     try {
       const start = performance.now();
-      const sent = await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);
+      const sent = via === 'grpc' ? await sendAllGrpc(`127.0.0.1:${bridge.grpcPort!}`, bodies.raw, inFlight) : await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);
       const postSeconds = (performance.now() - start) / 1000;
       // Everything taken is delivered: the MLflow sender's queue drained and its last requests answered.
       await bridge.flush();
@@ -238,14 +280,14 @@ function inProcessCase(bodies: Bodies): { nsPerPoint: number; pointsPerSecond: n
   return { nsPerPoint: ns / points, pointsPerSecond: points / (ns / 1e9), cpuNsPerPoint: ((used.user + used.system) * 1000) / points, parts: `gunzip ${per(spent.gunzip)} + decode ${per(spent.decode)} + translate ${per(spent.translate)} ns` };
 }
 
-/** (C2) The whole bridge over loopback HTTP, its only backend a null one. */
-async function nullBridgeCase(bodies: Bodies): Promise<{ nsPerPoint: number; pointsPerSecond: number; cpuNsPerPoint: number }> {
+/** (C2, C3) The whole bridge over loopback HTTP or gRPC, its only backend a null one. */
+async function nullBridgeCase(bodies: Bodies, via: 'http' | 'grpc'): Promise<{ nsPerPoint: number; pointsPerSecond: number; cpuNsPerPoint: number }> {
   const sink = new NullBackend();
-  const bridge = await createBridge({ port: 0, targets: [sink], log: () => undefined });
+  const bridge = await createBridge({ port: 0, ...(via === 'grpc' ? { grpcPort: 0 } : {}), targets: [sink], log: () => undefined });
   try {
     const cpu = process.cpuUsage();
     const start = process.hrtime.bigint();
-    const sent = await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);
+    const sent = via === 'grpc' ? await sendAllGrpc(`127.0.0.1:${bridge.grpcPort!}`, bodies.raw, inFlight) : await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);
     const ns = Number(process.hrtime.bigint() - start);
     const used = process.cpuUsage(cpu);
     if (sink.metricPoints !== points || sent.retries !== 0) throw new Error(`null bridge: ${sink.metricPoints} of ${points} points, ${sent.retries} retries`);
@@ -272,13 +314,20 @@ for (let i = 0; i < 3; i++) {
   const r = inProcessCase(bodies);
   if (r.nsPerPoint < c1.nsPerPoint) c1 = r;
 }
-await nullBridgeCase(bodies);
-let c2 = { nsPerPoint: Infinity, pointsPerSecond: 0, cpuNsPerPoint: Infinity };
-for (let i = 0; i < 3; i++) {
-  const r = await nullBridgeCase(bodies);
-  if (r.nsPerPoint < c2.nsPerPoint) c2 = r;
+async function bestNullBridge(via: 'http' | 'grpc'): Promise<{ nsPerPoint: number; pointsPerSecond: number; cpuNsPerPoint: number }> {
+  await nullBridgeCase(bodies, via);
+  let best = { nsPerPoint: Infinity, pointsPerSecond: 0, cpuNsPerPoint: Infinity };
+  for (let i = 0; i < 3; i++) {
+    const r = await nullBridgeCase(bodies, via);
+    if (r.nsPerPoint < best.nsPerPoint) best = r;
+  }
+  return best;
 }
-console.log(`  null sink: (C1) ${c1.nsPerPoint.toFixed(0)} ns/point, CPU ${c1.cpuNsPerPoint.toFixed(0)} (${c1.parts})  (C2) ${c2.nsPerPoint.toFixed(0)} ns/point, CPU ${c2.cpuNsPerPoint.toFixed(0)} (bridge and client)`);
+const c2 = await bestNullBridge('http');
+const c3 = await bestNullBridge('grpc');
+console.log(
+  `  null sink: (C1) ${c1.nsPerPoint.toFixed(0)} ns/point, CPU ${c1.cpuNsPerPoint.toFixed(0)} (${c1.parts})  (C2) HTTP ${c2.nsPerPoint.toFixed(0)} ns/point, CPU ${c2.cpuNsPerPoint.toFixed(0)}  (C3) gRPC ${c3.nsPerPoint.toFixed(0)} ns/point, CPU ${c3.cpuNsPerPoint.toFixed(0)} (bridge and client)`,
+);
 
 // BENCH_CASES=C: only the bridge's own cost (no MLflow).
 if (process.env.BENCH_CASES === 'C') {
@@ -302,13 +351,18 @@ for (const setup of setups) {
   }
 }
 const bestA = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
+const bestAGrpc = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
 const bestB = new Map<ServerSetup, number>(setups.map((s) => [s, 0]));
 for (let rep = 1; rep <= repeats; rep++) {
   for (const setup of setups) {
-    const a = await bridgeCase(setup, bodies);
+    const a = await bridgeCase(setup, bodies, 'http');
     const b = await ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!);
-    console.log(`  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b)}`);
+    const g = await bridgeCase(setup, bodies, 'grpc');
+    console.log(
+      `  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b)}  (A-gRPC) ${fmt(g.pointsPerSecond)} (${g.retries} UNAVAILABLE retries)`,
+    );
     if (a.pointsPerSecond > bestA.get(setup)!.pointsPerSecond) bestA.set(setup, a);
+    if (g.pointsPerSecond > bestAGrpc.get(setup)!.pointsPerSecond) bestAGrpc.set(setup, g);
     bestB.set(setup, Math.max(bestB.get(setup)!, b));
   }
 }
@@ -318,13 +372,16 @@ console.log(`\nbench/bridge-ingest: ${points.toLocaleString()} points (${keys} k
 const targets: string[] = [];
 for (const setup of setups) {
   const ratio = bestA.get(setup)!.pointsPerSecond / bestB.get(setup)!;
+  const ratioGrpc = bestAGrpc.get(setup)!.pointsPerSecond / bestB.get(setup)!;
   console.log(`MLflow 3.17.2 on ${describeSetup(setup)}:`);
-  console.log(`${'  (A) collector → bridge → MLflow'.padEnd(48)} ${fmt(bestA.get(setup)!.pointsPerSecond).padStart(10)} points/s   ${ratio.toFixed(2)}× (B)`);
+  console.log(`${'  (A) collector → bridge → MLflow, OTLP/HTTP'.padEnd(48)} ${fmt(bestA.get(setup)!.pointsPerSecond).padStart(10)} points/s   ${ratio.toFixed(2)}× (B)`);
+  console.log(`${'  (A-gRPC) the same over OTLP/gRPC'.padEnd(48)} ${fmt(bestAGrpc.get(setup)!.pointsPerSecond).padStart(10)} points/s   ${ratioGrpc.toFixed(2)}× (B)`);
   console.log(`${`  (B) MLflow ceiling, raw log-batch ×${ceilingConcurrency.get(setup)}`.padEnd(48)} ${fmt(bestB.get(setup)!).padStart(10)} points/s`);
-  targets.push(`${setup.store} ${ratio.toFixed(2)}× ${ratio >= 0.9 ? 'met' : 'NOT met'}`);
+  targets.push(`${setup.store} HTTP ${ratio.toFixed(2)}× ${ratio >= 0.9 ? 'met' : 'NOT met'}, gRPC ${ratioGrpc.toFixed(2)}× ${ratioGrpc >= 0.9 ? 'met' : 'NOT met'}`);
 }
 console.log(`${'(C1) bridge cost, in process, null sink'.padEnd(48)} ${fmt(c1.pointsPerSecond).padStart(10)} points/s   ${c1.nsPerPoint.toFixed(0)} ns/point (gunzip + decode + translate)`);
 console.log(`${'(C2) bridge over HTTP, null backend'.padEnd(48)} ${fmt(c2.pointsPerSecond).padStart(10)} points/s   ${c2.nsPerPoint.toFixed(0)} ns/point, CPU ${c2.cpuNsPerPoint.toFixed(0)} ns/point (HTTP + everything the bridge does, and the client)`);
-console.log(`target: the bridge's own cost ≤ 5000 ns/point: CPU ${c2.cpuNsPerPoint.toFixed(0)} ns ${c2.cpuNsPerPoint <= 5000 ? 'met' : 'NOT met'}`);
-console.log(`\ntarget, each store against its own (B): (A) ≥ 0.9× (B): ${targets.join('; ')}   (total ${((performance.now() - benchStart) / 1000).toFixed(0)} s)`);
+console.log(`${'(C3) bridge over gRPC, null backend'.padEnd(48)} ${fmt(c3.pointsPerSecond).padStart(10)} points/s   ${c3.nsPerPoint.toFixed(0)} ns/point, CPU ${c3.cpuNsPerPoint.toFixed(0)} ns/point`);
+console.log(`target: the bridge's own cost ≤ 5000 ns/point: CPU HTTP ${c2.cpuNsPerPoint.toFixed(0)} ns ${c2.cpuNsPerPoint <= 5000 ? 'met' : 'NOT met'}, gRPC ${c3.cpuNsPerPoint.toFixed(0)} ns ${c3.cpuNsPerPoint <= 5000 ? 'met' : 'NOT met'}`);
+console.log(`\ntarget, each store against its own (B): (A) and (A-gRPC) ≥ 0.9× (B): ${targets.join('; ')}   (total ${((performance.now() - benchStart) / 1000).toFixed(0)} s)`);
 agent.destroy();

@@ -39,7 +39,7 @@ rm -rf "$VENV"
 if ! {
   "$PYTHON" -m venv "$VENV" &&
     "$VENV/bin/pip" install --disable-pip-version-check -q -r "$REQS" &&
-    "$VENV/bin/python" -c 'import sklearn, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http'
+    "$VENV/bin/python" -c 'import sklearn, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http, opentelemetry.exporter.otlp.proto.grpc'
 } >"$LOG" 2>&1; then
   printf '[provision-example] FAILED: pip install -r %s (log: %s), last lines:\n' "$REQS" "$LOG" >&2
   tail -n 40 "$LOG" >&2 || true

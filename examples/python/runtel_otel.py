@@ -26,7 +26,9 @@ What it writes, per run:
 
 Configuration is OpenTelemetry's standard environment: ``OTEL_EXPORTER_OTLP_ENDPOINT`` (e.g.
 ``http://localhost:4318``), ``OTEL_EXPORTER_OTLP_HEADERS``, ``OTEL_SERVICE_NAME``,
-``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``. Without ``OTEL_SERVICE_NAME`` the
+``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_METRIC_EXPORT_INTERVAL``, and ``OTEL_EXPORTER_OTLP_PROTOCOL``
+(``http/protobuf``, the default here, or ``grpc``, e.g. to ``http://localhost:4317``; the gRPC exporter
+needs ``opentelemetry-exporter-otlp-proto-grpc``). Without ``OTEL_SERVICE_NAME`` the
 service name is ``RUNTEL_EXPERIMENT``, else the experiment given to :class:`RuntelOtel`, so that
 Jaeger's "service" is the experiment.
 
@@ -59,9 +61,6 @@ from typing import Any, Mapping, Optional
 from opentelemetry import trace
 from opentelemetry._logs import LogRecord as ApiLogRecord
 from opentelemetry.context import Context
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
@@ -347,6 +346,22 @@ class Run:
         self._otel._emit(self, event_name, attributes, ts)
 
 
+def _otlp_exporters():
+    """The OTLP exporters for OTEL_EXPORTER_OTLP_PROTOCOL: ``grpc``, else OTLP/HTTP protobuf."""
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").strip().lower()
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    elif protocol == "http/protobuf":
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    else:
+        raise ValueError(f"OTEL_EXPORTER_OTLP_PROTOCOL={protocol!r}: runtel_otel supports grpc and http/protobuf")
+    return OTLPSpanExporter(), OTLPLogExporter(), OTLPMetricExporter()
+
+
 class RuntelOtel:
     """Tracer, logger and meter providers exporting OTLP/HTTP (protobuf) per the standard env."""
 
@@ -360,15 +375,16 @@ class RuntelOtel:
         self._heartbeats: Optional[threading.Thread] = None
         resource = Resource.create(self._resource_attributes(experiment))
         self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        span_exporter, log_exporter, metric_exporter = _otlp_exporters()
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
         self.tracer = self.tracer_provider.get_tracer(SCOPE_NAME, SCOPE_VERSION)
 
         self.logger_provider = LoggerProvider(resource=resource)
-        self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(), max_queue_size=32768))
+        self.logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter, max_queue_size=32768))
         self.logger = self.logger_provider.get_logger(SCOPE_NAME, SCOPE_VERSION)
 
         interval = metric_export_interval_ms or int(os.environ.get("OTEL_METRIC_EXPORT_INTERVAL", "15000"))
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter(), export_interval_millis=interval)
+        reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval)
         self.meter_provider = MeterProvider(
             resource=resource,
             metric_readers=[reader],

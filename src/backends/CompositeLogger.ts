@@ -67,8 +67,10 @@ export class CompositeBackend implements RunBackend {
     return this._each('forceFlush', (child) => child.flushRun?.(runId) ?? child.forceFlush());
   }
 
-  shutdown(options?: { timeoutMillis?: number }): Promise<void> {
-    return this._each('shutdown', (child) => child.shutdown(options));
+  async shutdown(options?: { timeoutMillis?: number }): Promise<void> {
+    // The console and the store still take the run links the remote targets publish as they flush.
+    await this._each('shutdown', (child) => child.shutdown(options), (child) => child.shutsDownLast !== true);
+    await this._each('shutdown', (child) => child.shutdown(options), (child) => child.shutsDownLast === true);
   }
 
   describePending(): string | undefined {
@@ -83,9 +85,9 @@ export class CompositeBackend implements RunBackend {
     return [...this._pending.keys()];
   }
 
-  private async _each(operation: string, call: (child: RunBackend) => Promise<void>): Promise<void> {
+  private async _each(operation: string, call: (child: RunBackend) => Promise<void>, which: (child: RunBackend) => boolean = () => true): Promise<void> {
     await Promise.all(
-      this.children.map(async (child) => {
+      this.children.filter(which).map(async (child) => {
         this._pending.set(child, (this._pending.get(child) ?? 0) + 1);
         try {
           await call(child);

@@ -8,6 +8,8 @@ import { BackendLogger } from '../core/BackendLogger.js';
 import type { BackendLoggerOptions } from '../core/BackendLogger.js';
 import { getNumberFromEnv, getStringFromEnv } from '../core/env.js';
 import { formatBytes, formatDuration, formatNumber } from '../core/format.js';
+import { onRunLink } from '../core/runLinks.js';
+import type { RunLink } from '../core/runLinks.js';
 
 /** `'compact'`: start, progress every few seconds, end. `'verbose'`: one line per event. */
 export type ConsoleMode = 'compact' | 'verbose';
@@ -23,6 +25,9 @@ export interface ConsoleBackendOptions {
 
 export interface ConsoleLoggerOptions extends BackendLoggerOptions, ConsoleBackendOptions {}
 
+/** Ended runs remembered for links that come after their end. */
+const MAX_ENDED_RUNS = 256;
+
 /** Metric keys shown on a compact line; the rest are counted. */
 const MAX_KEYS_SHOWN = 6;
 
@@ -35,6 +40,8 @@ interface RunState {
   maxStep: number;
   latest: Map<string, { step: number; value: number }>;
   artifacts: number;
+  /** Where the run can be seen, by tracker, as its targets reported. */
+  links: Map<string, string>;
 }
 
 function modeFromEnv(): ConsoleMode | undefined {
@@ -47,10 +54,14 @@ function modeFromEnv(): ConsoleMode | undefined {
 
 export class ConsoleBackend implements RunBackend {
   readonly name = 'console';
+  readonly shutsDownLast = true;
   readonly mode: ConsoleMode;
   private readonly _write: (line: string) => void;
   private readonly _intervalMillis: number;
   private readonly _runs = new Map<string, RunState>();
+  private _unsubscribeLinks: (() => void) | undefined;
+  /** Names of runs that ended lately: a target may create its run (and publish its page) only after. */
+  private readonly _ended = new Map<string, string>();
 
   /** `options` may also be the `write` function alone. */
   constructor(options: ConsoleBackendOptions | ((line: string) => void) = {}) {
@@ -84,7 +95,9 @@ export class ConsoleBackend implements RunBackend {
           maxStep: -1,
           latest: new Map(),
           artifacts: 0,
+          links: new Map(),
         });
+        this._unsubscribeLinks ??= onRunLink((link) => this._link(link));
         const where = [`id ${event.runId.slice(0, 8)}`, `experiment ${event.experiment}`];
         if (event.parentId !== undefined) where.push(`parent ${event.parentId.slice(0, 8)}`);
         const params = pairs(event.params);
@@ -119,6 +132,8 @@ export class ConsoleBackend implements RunBackend {
         return verbose ? `[runtel]   ${name} artifact ${event.name} (${event.kind}, ${formatBytes(event.size)})` : undefined;
       case 'run_finished': {
         this._runs.delete(event.runId);
+        this._ended.set(event.runId, name);
+        if (this._ended.size > MAX_ENDED_RUNS) this._ended.delete(this._ended.keys().next().value!);
         const parts: string[] = [];
         if (known !== undefined) {
           parts.push(`in ${formatDuration(event.endTime - known.start)}`);
@@ -127,7 +142,8 @@ export class ConsoleBackend implements RunBackend {
         }
         const mark = event.status === 'success' ? '■' : '✗';
         const why = event.error === undefined ? '' : `: ${event.error.type}: ${event.error.message}`;
-        return `[runtel] ${mark} ${name} ${event.status}${parts.length > 0 ? ` ${parts.join(', ')}` : ''}${why}`;
+        const links = known === undefined ? '' : [...known.links].map(([label, url]) => ` · ${label} ${url}`).join('');
+        return `[runtel] ${mark} ${name} ${event.status}${parts.length > 0 ? ` ${parts.join(', ')}` : ''}${why}${links}`;
       }
     }
   }
@@ -137,7 +153,22 @@ export class ConsoleBackend implements RunBackend {
   }
 
   shutdown(): Promise<void> {
+    this._unsubscribeLinks?.();
+    this._unsubscribeLinks = undefined;
     return Promise.resolve();
+  }
+
+  /** A tracker's page for a run: printed when it is known (the run is created there asynchronously), and on the end line if known by then. */
+  private _link(link: RunLink): void {
+    const run = this._runs.get(link.runId);
+    if (run === undefined) {
+      const ended = this._ended.get(link.runId);
+      if (ended !== undefined) this._write(`[runtel]   ${ended} in ${link.label}: ${link.url}`);
+      return;
+    }
+    if (run.links.get(link.label) === link.url) return;
+    run.links.set(link.label, link.url);
+    this._write(`[runtel]   ${run.name} in ${link.label}: ${link.url}`);
   }
 }
 

@@ -23,6 +23,11 @@ export interface RunBackend {
    * tests): staged model copies are then left in place instead of being deleted after the run.
    */
   readonly retainsArtifactPaths?: boolean;
+  /**
+   * True when the backend shows what other backends publish while they flush (run links): a
+   * composite shuts it down after the others.
+   */
+  readonly shutsDownLast?: boolean;
   /** Runs `fn` with backend-specific context for the run (the OTel backend makes its span active). */
   runInContext?<T>(runId: string, fn: () => T): T;
   /**

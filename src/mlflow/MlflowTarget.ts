@@ -2,6 +2,7 @@
 // into log-batch requests within MLflow's limits (channel `batch`); artifacts are uploaded one at a
 // time through the artifact proxy (channel `artifacts`); the finish is an update-run.
 
+import { mlflowRunUrl, publishRunLink } from '../core/runLinks.js';
 import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
@@ -349,6 +350,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
         if (event.resumed === true && existing.status !== 'RUNNING') await this.mlflow.updateRun({ run_id: existing.runId, status: 'RUNNING' });
         state.mlflowId = existing.runId;
         state.artifactRoot = artifactRoot(existing.artifactUri);
+        this._publishLink(state, experimentId);
         return;
       }
     }
@@ -370,6 +372,12 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     );
     state.mlflowId = info.run_id;
     state.artifactRoot = artifactRoot(info.artifact_uri);
+    this._publishLink(state, experimentId);
+  }
+
+  private _publishLink(state: MlflowRunState, experimentId: string): void {
+    const url = mlflowRunUrl(this.mlflow.trackingUri, experimentId, state.mlflowId!);
+    if (url !== undefined) publishRunLink({ runId: state.runtelId, label: 'MLflow', url });
   }
 
   /** An adopted run: found by its tag in any experiment, never created (its start is not known). */

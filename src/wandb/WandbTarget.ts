@@ -3,6 +3,7 @@
 // rows and the summary on file_stream (channel `stream`, one request at a time so line offsets stay
 // exact); the finish is a last file_stream with `complete` and the exit code.
 
+import { publishRunLink, wandbRunUrl } from '../core/runLinks.js';
 import type { ArtifactEvent, ErrorInfo, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
 import type { FinalRunStatus } from '../core/types.js';
 import { listFiles, relativeName } from '../core/artifacts.js';
@@ -379,6 +380,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     const where = { entity: bucket.project?.entity?.name ?? entity ?? '', project: bucket.project?.name ?? project };
     if (where.entity === '') throw new WandbError('UpsertBucket', 200, 'GRAPHQL', 'the response names no entity; set WANDB_ENTITY');
     run.where = where;
+    publishRunLink({ runId: run.runtelId, label: 'W&B', url: wandbRunUrl(this.wandb.baseUrl, where.entity, where.project, run.wandbId) });
   }
 
   private _defaultEntity(): Promise<string | undefined> {

@@ -59,7 +59,7 @@ describe('JSONL store', () => {
     expect(quiet.length).toBeLessThanOrEqual(5);
     for (let i = 1; i < quiet.length; i++) expect((quiet[i]!.time as number) - (quiet[i - 1]!.time as number)).toBeGreaterThanOrEqual(100);
     const start = lines(dir, run.id)[0]!;
-    expect(start).toMatchObject({ type: 'run_started', v: 2, process: { pid: process.pid, host: hostname(), startTime: expect.any(Number) } });
+    expect(start).toMatchObject({ type: 'run_started', v: 3, process: { pid: process.pid, host: hostname(), startTime: expect.any(Number) } });
     if (process.platform === 'linux') expect(start.process).toMatchObject({ startTicks: expect.any(Number), bootId: expect.any(String) });
 
     // Busy: lines are written anyway, so no heartbeat comes between them.

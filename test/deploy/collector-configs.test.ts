@@ -63,14 +63,17 @@ describe('otelcol-runtel validate', () => {
     expect(gateway.service.extensions).toContain('file_storage/queue');
   });
 
-  it('loadbalancing.yaml routes traces and logs by service.name (one key for both signals) over OTLP/gRPC to a list of sidecars', () => {
+  it('loadbalancing.yaml routes traces and logs by service.name (one key for both signals) over OTLP/gRPC to a list of bridges, with the token', () => {
     const cfg = parse(readFileSync(configPath('loadbalancing.yaml'), 'utf8'));
     const lb = cfg.exporters['load_balancing/bridges'];
     expect(lb.routing_key).toBe('attributes');
     expect(lb.routing_attributes).toEqual(['service.name']);
     expect(Object.keys(lb.protocol)).toEqual(['otlp']);
     expect(lb.retry_on_failure).toMatchObject({ enabled: true, max_elapsed_time: 0 });
-    expect(lb.resolver.static.hostnames).toBe('${env:BRIDGE_SIDECARS:-[bridge-sidecar-1:4317, bridge-sidecar-2:4317]}');
+    expect(lb.resolver.static.hostnames).toBe('${env:BRIDGES:-[bridge-1:4317, bridge-2:4317]}');
+    expect(lb.protocol.otlp.headers.authorization).toBe('Bearer ${env:RUNTEL_BRIDGE_TOKEN:-}');
+    // Above the bridge's answer bound (8 s): a slow delivery is answered 503, not cut off.
+    expect(lb.protocol.otlp.timeout).toBe('15s');
     expect(cfg.service.pipelines.traces.exporters).toContain('load_balancing/bridges');
     expect(cfg.service.pipelines.logs.exporters).toEqual(['load_balancing/bridges']);
   });

@@ -1,10 +1,12 @@
-// collector-config/loadbalancing.yaml for real: 20 training processes (OtelLogger, each its own
-// service) → the load-balancing collector (its load_balancing exporter routing traces and logs by
-// service.name over OTLP/gRPC) → two sidecar collectors (bridge-sidecar.yaml, OTLP/gRPC in,
-// OTLP/HTTP out with the bearer token) → two bridges → one real MLflow; traces also to a real
-// Jaeger. The 20 runs train at once (every fifth with a nested run). Each run lands once in MLflow,
-// complete; each run tree (span and records) went through one bridge only, and both bridges had a
-// share (all 20 services hashing to one of two bridges has a chance of 2 in 2^20).
+// collector-config/loadbalancing.yaml for real, in its two topologies:
+// - direct: 30 training processes (OtelLogger, each its own service) → the load-balancing collector
+//   (its load_balancing exporter routing traces and logs by service.name over OTLP/gRPC, with the
+//   bearer token) → three bridges' gRPC receivers → one real MLflow;
+// - sidecars (HTTP-only networks): 20 processes → the same collector → two sidecar collectors
+//   (bridge-sidecar.yaml, OTLP/gRPC in, OTLP/HTTP out with the token) → two bridges → MLflow.
+// Traces also go to a real Jaeger. The runs train at once (every fifth with a nested run). Each run
+// lands once in MLflow, complete; each run tree (span and records) went through one bridge only, and
+// every bridge had a share (all services hashing to fewer bridges has a chance below 3 in 2^20).
 
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,18 +25,12 @@ import { otelEmitter, paramsOf, runsTaggedAnywhere, tagsOf } from '../bridge/pip
 import { COLLECTOR_CONFIG_DIR, collectorEnv } from './helpers.js';
 import type { CollectorEnv } from './helpers.js';
 
-const EXPERIMENT = 'load-balanced';
-const RUNS = 20;
 const STEPS = 100;
 const TOKEN = 'lb-token';
 
 let mlflow: MlflowHandle | undefined;
 let jaeger: JaegerHandle | undefined;
 let client: MlflowClient;
-const bridges: { bridge: RuntelBridge; recorder: RecordingBackend }[] = [];
-const sidecars: CollectorHandle[] = [];
-let front: CollectorHandle | undefined;
-let ce: CollectorEnv | undefined;
 
 /** A sidecar (bridge-sidecar.yaml) in front of `bridgeUrl`; returns it and its OTLP/gRPC address. */
 async function startSidecar(bridgeUrl: string): Promise<{ sidecar: CollectorHandle; grpc: string }> {
@@ -51,43 +47,76 @@ async function startSidecar(bridgeUrl: string): Promise<{ sidecar: CollectorHand
   return { sidecar, grpc: `127.0.0.1:${grpc}` };
 }
 
-const ready = setupOrFail(async () => {
-  [mlflow, jaeger] = await Promise.all([startMlflow(), startJaeger()]);
-  client = new MlflowClient({ trackingUri: mlflow.url, retryTimeoutMillis: 10_000 });
+interface Topology {
+  bridges: { bridge: RuntelBridge; recorder: RecordingBackend }[];
+  front: CollectorHandle;
+  ce: CollectorEnv;
+  stop(): Promise<void>;
+}
+
+/** `count` bridges (each forwarding to MLflow and recording its events), reached over gRPC directly or through sidecars. */
+async function startTopology(count: number, via: 'grpc' | 'sidecars'): Promise<Topology> {
+  const bridges: Topology['bridges'] = [];
+  const sidecars: CollectorHandle[] = [];
   const addresses: string[] = [];
-  for (let i = 0; i < 2; i++) {
-    // Each bridge forwards to MLflow and keeps a copy of its events (which runs it was given).
+  for (let i = 0; i < count; i++) {
     const recorder = new RecordingBackend();
     const bridge = await createBridge({
       port: 0,
+      ...(via === 'grpc' ? { grpcPort: 0 } : {}),
       token: TOKEN,
-      targets: [new MlflowBackend({ trackingUri: mlflow.url, flushIntervalMillis: 200, findExistingRuns: true }), recorder],
+      targets: [new MlflowBackend({ trackingUri: mlflow!.url, flushIntervalMillis: 200, findExistingRuns: true }), recorder],
       log: () => undefined,
     });
     bridges.push({ bridge, recorder });
-    const { sidecar, grpc } = await startSidecar(bridge.url);
-    sidecars.push(sidecar);
-    addresses.push(grpc);
+    if (via === 'grpc') {
+      addresses.push(`127.0.0.1:${bridge.grpcPort!}`);
+    } else {
+      const { sidecar, grpc } = await startSidecar(bridge.url);
+      sidecars.push(sidecar);
+      addresses.push(grpc);
+    }
   }
-  ce = await collectorEnv({ jaegerEndpoint: `127.0.0.1:${jaeger.otlpGrpcPort}`, bridgeUrl: 'unused', token: 'unused' });
-  const env = { ...ce.env, BRIDGE_SIDECARS: `[${addresses.join(', ')}]` };
-  front = await startCollector(readFileSync(join(COLLECTOR_CONFIG_DIR, 'loadbalancing.yaml'), 'utf8'), { env, readyUrl: ce.healthUrl });
+  const ce = await collectorEnv({ jaegerEndpoint: `127.0.0.1:${jaeger!.otlpGrpcPort}`, bridgeUrl: 'unused', token: TOKEN });
+  const env = { ...ce.env, BRIDGES: `[${addresses.join(', ')}]`, RUNTEL_BRIDGE_TOKEN: TOKEN };
+  const front = await startCollector(readFileSync(join(COLLECTOR_CONFIG_DIR, 'loadbalancing.yaml'), 'utf8'), { env, readyUrl: ce.healthUrl });
+  return {
+    bridges,
+    front,
+    ce,
+    async stop() {
+      await front.stop();
+      await Promise.all(sidecars.map((s) => s.stop()));
+      await Promise.all(bridges.map(({ bridge }) => bridge.close()));
+    },
+  };
+}
+
+const ready = setupOrFail(async () => {
+  [mlflow, jaeger] = await Promise.all([startMlflow(), startJaeger()]);
+  client = new MlflowClient({ trackingUri: mlflow.url, retryTimeoutMillis: 10_000 });
 }, 300_000);
 
 afterAll(async () => {
-  await front?.stop();
-  await Promise.all(sidecars.map((s) => s.stop()));
-  await Promise.all(bridges.map(({ bridge }) => bridge.close()));
   await Promise.all([client?.close(), jaeger?.stop()]);
   await mlflow?.stop();
 });
 
 const value = (run: number, key: 'loss' | 'acc', step: number): number => (key === 'loss' ? 1 / (step + 1 + run) : run + step / STEPS);
 
-describe('loadbalancing.yaml → 2 sidecars → 2 bridges → MLflow', () => {
+describe.each([
+  { name: 'straight to 3 bridges over OTLP/gRPC', count: 3, via: 'grpc' as const, RUNS: 30 },
+  { name: '2 sidecars → 2 bridges over OTLP/HTTP', count: 2, via: 'sidecars' as const, RUNS: 20 },
+])('loadbalancing.yaml $name → MLflow', ({ count, via, RUNS }) => {
+  const EXPERIMENT = `load-balanced-${via}`;
+  let topology: Topology | undefined;
+  afterAll(async () => topology?.stop());
+
   it(`${RUNS} concurrent runs each land once in MLflow, complete, each run tree through one bridge`, async () => {
     ready();
-    const emitters = Array.from({ length: RUNS }, (_, i) => otelEmitter(ce!.otlpHttpUrl, `trainer-${i}`));
+    topology = await startTopology(count, via);
+    const { bridges, front, ce } = topology;
+    const emitters = Array.from({ length: RUNS }, (_, i) => otelEmitter(ce.otlpHttpUrl, `trainer-${i}`));
     const runs = emitters.map((emitter, i) => emitter.logger.startRun({ name: `run-${i}`, experiment: EXPERIMENT, config: { i, lr: 0.01 * (i + 1) } }));
     const children = new Map<number, Run>();
     for (let i = 0; i < RUNS; i += 5) children.set(i, emitters[i]!.logger.startRun({ name: `run-${i}-child`, experiment: EXPERIMENT, parent: runs[i]!, config: { child: true } }));
@@ -149,11 +178,11 @@ describe('loadbalancing.yaml → 2 sidecars → 2 bridges → MLflow', () => {
     for (const s of seen) expect(s.size).toBeGreaterThan(0);
     for (const run of all) expect(seen.filter((s) => s.has(run.id)), run.id).toHaveLength(1);
     for (const [i, child] of children) expect(seen.findIndex((s) => s.has(child.id))).toBe(seen.findIndex((s) => s.has(runs[i]!.id)));
-    console.log(`[loadbalancing] runs per bridge: ${seen.map((s) => s.size).join(' + ')}`);
+    console.log(`[loadbalancing ${via}] runs per bridge: ${seen.map((s) => s.size).join(' + ')}`);
     for (const { bridge } of bridges) {
       expect(bridge.stats().responses['401']).toBeUndefined();
       expect(bridge.failureCounts()).toEqual({});
     }
-    expect(front!.logs()).not.toMatch(/Dropping data|Exporting failed/);
-  }, 240_000);
+    expect(front.logs()).not.toMatch(/Dropping data|Exporting failed/);
+  }, 300_000);
 });

@@ -3,7 +3,7 @@
 // the process that writes it, and a run with nothing written for a heartbeat interval gets a
 // heartbeat line, so readers can tell a quiet run from one whose process died (see liveness.ts).
 
-import { cp, mkdir, open } from 'node:fs/promises';
+import { appendFile, cp, mkdir, open } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { RunBackend } from '../../core/RunBackend.js';
@@ -14,7 +14,9 @@ import type { BackendLoggerOptions } from '../../core/BackendLogger.js';
 import { getStringFromEnv } from '../../core/env.js';
 import { heartbeatInterval, processIdentity } from '../../core/liveness.js';
 import { applyEvent } from '../../core/RunRecord.js';
-import { decodeLine, encodeEvent, encodeHeartbeat, encodeStart } from './codec.js';
+import { decodeLine, encodeEvent, encodeHeartbeat, encodeLink, encodeStart } from './codec.js';
+import { onRunLink } from '../../core/runLinks.js';
+import type { RunLink } from '../../core/runLinks.js';
 import { ARTIFACTS_DIR, EVENTS_FILE, readRun, runDir } from './store.js';
 
 export interface JsonlLoggerOptions extends BackendLoggerOptions {
@@ -44,12 +46,15 @@ interface RunFile {
   lastWriteAt: number;
 }
 
+const MAX_ENDED_RUNS = 1000;
+
 export function defaultStoreDir(): string {
   return resolve(getStringFromEnv('RUNTEL_DIR') ?? 'runtel-runs');
 }
 
 export class JsonlBackend implements RunBackend {
   readonly name = 'jsonl';
+  readonly shutsDownLast = true;
   readonly dir: string;
   private readonly _files = new Map<string, RunFile>();
   private readonly _flushIntervalMillis: number;
@@ -58,6 +63,10 @@ export class JsonlBackend implements RunBackend {
   private _timer: NodeJS.Timeout | undefined;
   private _heartbeatTimer: NodeJS.Timeout | undefined;
   private _errors: unknown[] = [];
+  private _unsubscribeLinks: (() => void) | undefined;
+  /** Runs that finished lately, whose links may still come (a target creates its run asynchronously). */
+  private readonly _ended = new Set<string>();
+  private readonly _lateWrites = new Set<Promise<void>>();
 
   constructor(options: JsonlLoggerOptions = {}) {
     this.dir = options.dir === undefined ? defaultStoreDir() : resolve(options.dir);
@@ -82,11 +91,16 @@ export class JsonlBackend implements RunBackend {
       this._enqueue(file, () => cp(source, target, { recursive: true, force: true }));
     }
     const line = event.type === 'run_started' ? encodeStart(event, processIdentity()) : encodeEvent(event);
-    if (event.type === 'run_started') this._ensureHeartbeats();
+    if (event.type === 'run_started') {
+      this._ensureHeartbeats();
+      this._unsubscribeLinks ??= onRunLink((link) => this._link(link));
+    }
     file.lines.push(line);
     file.chars += line.length + 1;
     if (event.type === 'run_finished') {
       file.finished = true;
+      this._ended.add(event.runId);
+      if (this._ended.size > MAX_ENDED_RUNS) this._ended.delete(this._ended.values().next().value!);
       this._writeBuffered(file);
       const done = file;
       this._enqueue(done, async () => {
@@ -115,6 +129,7 @@ export class JsonlBackend implements RunBackend {
   async forceFlush(): Promise<void> {
     this._flushAll();
     await Promise.all([...this._files.values()].map((f) => f.chain));
+    await Promise.all(this._lateWrites);
     if (this._errors.length > 0) {
       const errors = this._errors;
       this._errors = [];
@@ -123,6 +138,8 @@ export class JsonlBackend implements RunBackend {
   }
 
   async shutdown(): Promise<void> {
+    this._unsubscribeLinks?.();
+    this._unsubscribeLinks = undefined;
     clearInterval(this._heartbeatTimer);
     this._heartbeatTimer = undefined;
     await this.forceFlush();
@@ -146,6 +163,24 @@ export class JsonlBackend implements RunBackend {
     if (this._heartbeatTimer !== undefined || !Number.isFinite(this._heartbeatMillis)) return;
     this._heartbeatTimer = setInterval(() => this._beat(), Math.max(1, this._heartbeatMillis / 4));
     this._heartbeatTimer.unref();
+  }
+
+  /** A tracker's page for a run goes into its log (for `runtel show`), also when it comes after the run ended. */
+  private _link(link: RunLink): void {
+    const file = this._files.get(link.runId);
+    const line = encodeLink(link.label, link.url);
+    if (file !== undefined && !file.finished) {
+      file.lines.push(line);
+      file.chars += line.length + 1;
+      this._timer ??= setTimeout(() => this._flushAll(), this._flushIntervalMillis);
+      return;
+    }
+    if (!this._ended.has(link.runId)) return;
+    // The run's log is closed (or closing): append on its own; readers take a link line anywhere.
+    const path = join(runDir(this.dir, link.runId), EVENTS_FILE);
+    const write = (file?.chain ?? Promise.resolve()).then(() => appendFile(path, line + '\n', 'utf8')).catch((error: unknown) => void this._errors.push(error));
+    this._lateWrites.add(write);
+    void write.finally(() => this._lateWrites.delete(write));
   }
 
   private _beat(): void {

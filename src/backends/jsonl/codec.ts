@@ -5,11 +5,17 @@
 import type { MetricsEvent, RunEvent, RunStartedEvent } from '../../core/events.js';
 import type { ProcessIdentity } from '../../core/liveness.js';
 
-/** 2 added the writer's `process` on `run_started` lines and `heartbeat` lines. */
-export const JSONL_SCHEMA_VERSION = 2;
+/** 2 added the writer's `process` on `run_started` lines and `heartbeat` lines; 3 added `link` lines. */
+export const JSONL_SCHEMA_VERSION = 3;
 
-/** One line of a run log: an event, or a heartbeat (the writer was alive at `time`). */
-export type StoreLine = { kind: 'event'; event: RunEvent; process?: ProcessIdentity } | { kind: 'heartbeat'; time: number };
+/**
+ * One line of a run log: an event, a heartbeat (the writer was alive at `time`), or a link (where
+ * the run can be seen in a tracker's UI).
+ */
+export type StoreLine =
+  | { kind: 'event'; event: RunEvent; process?: ProcessIdentity }
+  | { kind: 'heartbeat'; time: number }
+  | { kind: 'link'; label: string; url: string };
 
 /** A finite number as JSON; NaN, ±Infinity and -0 as quoted strings. */
 export function encodeNumber(value: number): string {
@@ -38,6 +44,10 @@ export function encodeHeartbeat(time: number): string {
   return `{"type":"heartbeat","time":${time}}`;
 }
 
+export function encodeLink(label: string, url: string): string {
+  return JSON.stringify({ type: 'link', label, url });
+}
+
 // The hot path: built by hand so that non-finite values survive without a JSON replacer. Keys are
 // validated (letters, digits, `_-. /:`), so they need no JSON escaping. The run id is the file's:
 // metrics lines leave it out, which makes them a third shorter.
@@ -50,19 +60,23 @@ function encodeMetrics(event: MetricsEvent): string {
   return `{"type":"metrics","step":${event.step},"timestamp":${event.timestamp},"values":{${values}}}`;
 }
 
-/** Decodes one event line; `runId` fills in the id that metrics lines leave out. Throws on a heartbeat line. */
+/** Decodes one event line; `runId` fills in the id that metrics lines leave out. Throws on a heartbeat or link line. */
 export function decodeEvent(line: string, runId?: string): RunEvent {
   const decoded = decodeLine(line, runId);
-  if (decoded.kind !== 'event') throw new Error('a heartbeat line is not an event');
+  if (decoded.kind !== 'event') throw new Error(`a ${decoded.kind} line is not an event`);
   return decoded.event;
 }
 
 /** Decodes one line of a run log; `runId` fills in the id that metrics lines leave out. */
 export function decodeLine(line: string, runId?: string): StoreLine {
-  const raw = JSON.parse(line) as (RunEvent & { v?: number; process?: ProcessIdentity }) | { type: 'heartbeat'; time: number };
+  const raw = JSON.parse(line) as (RunEvent & { v?: number; process?: ProcessIdentity }) | { type: 'heartbeat'; time: number } | { type: 'link'; label: unknown; url: unknown };
   if (raw.type === 'heartbeat') {
     if (typeof raw.time !== 'number') throw new TypeError('heartbeat line without a time');
     return { kind: 'heartbeat', time: raw.time };
+  }
+  if (raw.type === 'link') {
+    if (typeof raw.label !== 'string' || typeof raw.url !== 'string') throw new TypeError('link line without a label and url');
+    return { kind: 'link', label: raw.label, url: raw.url };
   }
   let process: ProcessIdentity | undefined;
   if (raw.type === 'metrics') {

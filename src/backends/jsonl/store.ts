@@ -22,6 +22,8 @@ export interface StoredRun {
   process?: ProcessIdentity;
   /** The latest heartbeat line's time. */
   lastHeartbeat?: number;
+  /** Where the run can be seen, by tracker (`MLflow`, `W&B`), as its targets reported. */
+  links: Record<string, string>;
   /** When the event log was last written (its modification time), in milliseconds since the epoch. */
   lastWrite?: number;
 }
@@ -49,6 +51,7 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
   let truncatedLines = 0;
   let process: ProcessIdentity | undefined;
   let lastHeartbeat: number | undefined;
+  const links: Record<string, string> = {};
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!;
     if (line === '') continue;
@@ -57,6 +60,10 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
       const decoded = decodeLine(line, record?.id);
       if (decoded.kind === 'heartbeat') {
         lastHeartbeat = Math.max(lastHeartbeat ?? 0, decoded.time);
+        continue;
+      }
+      if (decoded.kind === 'link') {
+        links[decoded.label] = decoded.url;
         continue;
       }
       event = decoded.event;
@@ -74,7 +81,7 @@ export function parseRunLog(text: string, dir: string): StoredRun | undefined {
   }
   if (record === undefined) return undefined;
   for (const artifact of record.artifacts) artifact.path = join(dir, ARTIFACTS_DIR, artifact.name);
-  const run: StoredRun = { record, events, dir, truncatedLines };
+  const run: StoredRun = { record, events, dir, truncatedLines, links };
   if (process !== undefined) run.process = process;
   if (lastHeartbeat !== undefined) run.lastHeartbeat = lastHeartbeat;
   return run;

@@ -63,6 +63,7 @@ export function renderShow(idOrName: string, options: ShowOptions): string {
   const took = durationText(record);
   if (took !== '') header.push(['duration', took]);
   header.push(['folder', stored.dir]);
+  for (const [label, url] of Object.entries(stored.links)) header.push([label, url]);
   if (stored.truncatedLines > 0) header.push(['note', `${stored.truncatedLines} incomplete last line skipped (the writer was interrupted)`]);
   if (crashed) header.push(['note', "the store still has it running; 'runtel reap' writes the crash (ended: its last sign of life)"]);
   out.push(...aligned(header, color));
