@@ -148,6 +148,8 @@ class LoggerBackend implements RunBackend {
       case 'tags':
         return run.setTags(event.tags);
       case 'metrics':
+      // A Logger of its own has no system channel: MLflow's way, `system/*` keys as metrics.
+      case 'system_metrics':
         return run.logMetrics(event.values, { step: event.step, timestamp: event.timestamp });
       case 'artifact':
         return run.logArtifact(event.path, { name: event.name });

@@ -14,6 +14,9 @@ import { activeRun, enterRun, leaveRun } from './context.js';
 import { defaultExperiment, flushTimeoutFromEnv } from './env.js';
 import { trackRun, untrackLogger, untrackRun } from './processExit.js';
 import { validateName } from './validation.js';
+import { systemMetricsSettings } from '../system/options.js';
+import type { SystemMetricsSettings } from '../system/options.js';
+import { SystemSampler } from '../system/SystemSampler.js';
 
 const SHUTDOWN_GRACE_MILLIS = 1000;
 
@@ -22,6 +25,14 @@ export interface BackendLoggerOptions {
   flushTimeoutMillis?: number;
   /** Receives backend failures. Default: warn once per kind of failure on stderr, and count. */
   onError?: BackendErrorHandler;
+  /**
+   * Samples CPU, memory, disk, network, GPUs and this process for each top-level run while it runs
+   * (nested runs share their parent's machine and samples). Default: env `RUNTEL_SYSTEM_METRICS`,
+   * else `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING`, else false. See docs/system-metrics.md.
+   */
+  systemMetrics?: boolean;
+  /** How often: default env `RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS`, else 10000 (MLflow's 10 s). */
+  systemMetricsIntervalMillis?: number;
 }
 
 export class BackendLogger implements Logger {
@@ -32,12 +43,15 @@ export class BackendLogger implements Logger {
   private readonly _runs = new Set<RunHandle>();
   private _shutdown: Promise<void> | undefined;
   private readonly _owner: RunOwner;
+  private readonly _system: SystemMetricsSettings;
+  private readonly _samplers = new Map<string, SystemSampler>();
 
   constructor(backend: RunBackend, options: BackendLoggerOptions = {}) {
     this.backend = backend;
     this._failures = new FailureReporter(options.onError);
     this._flushTimeoutMillis = options.flushTimeoutMillis ?? flushTimeoutFromEnv();
     if (!(this._flushTimeoutMillis > 0)) throw new RangeError('flushTimeoutMillis must be greater than 0');
+    this._system = systemMetricsSettings(options.systemMetrics, options.systemMetricsIntervalMillis);
     backend.bindFailureReporter?.((failure) => this._failures.report(failure));
     this._owner = {
       emit: (event) => this._emit(event),
@@ -50,6 +64,8 @@ export class BackendLogger implements Logger {
         }
       },
       onRunFinished: async (run) => {
+        this._samplers.get(run.id)?.stop();
+        this._samplers.delete(run.id);
         leaveRun(run);
         this._runs.delete(run);
         untrackRun(run);
@@ -81,8 +97,10 @@ export class BackendLogger implements Logger {
 
     let run: RunHandle;
     let resumed = false;
+    let lastSystemStep = -1;
     if (options.runId !== undefined) {
       const record = this._resume(options.runId);
+      lastSystemStep = record.lastSystemStep ?? -1;
       run = new RunHandle(this._owner, {
         id: record.id,
         name: name ?? record.name,
@@ -122,6 +140,9 @@ export class BackendLogger implements Logger {
     this._runs.add(run);
     trackRun(run, this);
     this._emit(event);
+    if (this._system.enabled && run.parentId === undefined) {
+      this._samplers.set(run.id, new SystemSampler({ runId: run.id, intervalMillis: this._system.intervalMillis, firstStep: lastSystemStep + 1, emit: (e) => this._emit(e) }));
+    }
     if (options.activate !== false) enterRun(this, run);
     return run;
   }

@@ -34,6 +34,10 @@ export interface RunRecord {
   error?: ErrorInfo;
   /** The largest step logged so far, or -1. */
   lastStep: number;
+  /** System metric samples per `system/*` key (only when system metrics were on). */
+  system?: Record<string, MetricSample[]>;
+  /** The largest system-metrics step so far (a resumed run's sampler continues after it). */
+  lastSystemStep?: number;
 }
 
 /** Creates a record from a run_started event, or updates `record` with a later event. */
@@ -77,6 +81,12 @@ export function applyEvent(record: RunRecord | undefined, event: RunEvent): RunR
       }
       if (event.step > record.lastStep) record.lastStep = event.step;
       break;
+    case 'system_metrics': {
+      const system = (record.system ??= {});
+      for (const key in event.values) (system[key] ??= []).push({ step: event.step, value: event.values[key]!, timestamp: event.timestamp });
+      if (event.step > (record.lastSystemStep ?? -1)) record.lastSystemStep = event.step;
+      break;
+    }
     case 'artifact':
       record.artifacts.push({ name: event.name, path: event.path, kind: event.kind, size: event.size, time: event.time });
       break;

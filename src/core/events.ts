@@ -74,7 +74,21 @@ export interface RunFinishedEvent {
   error?: ErrorInfo;
 }
 
-export type RunEvent = RunStartedEvent | ParamsEvent | MetricsEvent | TagsEvent | ArtifactEvent | RunFinishedEvent;
+/**
+ * One sample of the machine for a top-level run (see docs/system-metrics.md): `values` keyed by
+ * MLflow's names (`system/cpu_utilization_percentage`, …) in MLflow's units. `step` counts the
+ * run's samples from 0, as MLflow's own monitor does. Kept apart from `metrics`: W&B shows these
+ * as system metrics (not history rows) and the OTel backend as host and process metrics.
+ */
+export interface SystemMetricsEvent {
+  type: 'system_metrics';
+  runId: string;
+  step: number;
+  timestamp: number;
+  values: Record<string, number>;
+}
+
+export type RunEvent = RunStartedEvent | ParamsEvent | MetricsEvent | SystemMetricsEvent | TagsEvent | ArtifactEvent | RunFinishedEvent;
 
 /** A single (key, step, value, timestamp) metric point. */
 export interface MetricPoint {

@@ -106,7 +106,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       slot = this._open(event.runId, adopted, 0);
     }
     if (slot.dead) return this._undeliverable(event);
-    if (event.type === 'metrics') {
+    if (event.type === 'metrics' || event.type === 'system_metrics') {
       const count = Object.keys(event.values).length;
       if (this._queuedPoints + count > this._config.maxQueuedPoints) {
         this._stats.undeliveredPoints += count;
@@ -441,7 +441,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   // --- failures ---
 
   private _undeliverable(event: RunEvent): void {
-    if (event.type === 'metrics') this._stats.undeliveredPoints += Object.keys(event.values).length;
+    if (event.type === 'metrics' || event.type === 'system_metrics') this._stats.undeliveredPoints += Object.keys(event.values).length;
   }
 
   private _onRetry(error: TargetError): void {

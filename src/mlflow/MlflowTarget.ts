@@ -160,7 +160,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       case 'tags':
         for (const [key, value] of Object.entries(event.tags)) state.tags.push({ key, value, seq });
         return false;
-      case 'metrics': {
+      case 'metrics':
+      case 'system_metrics': {
         const timestamp = Math.floor(event.timestamp);
         for (const key in event.values) {
           state.metrics.push({ key, value: toMlflowMetricValue(event.values[key]!), timestamp, step: event.step });

@@ -8,11 +8,11 @@
 // (SpanAttributeBudget). Gauges for dashboards with a bounded number of series (RunGauges).
 
 import { ROOT_CONTEXT, SpanStatusCode, context, metrics, trace } from '@opentelemetry/api';
-import type { Attributes, Context, MeterProvider, Span, Tracer, TracerProvider } from '@opentelemetry/api';
+import type { Attributes, Context, Meter, MeterProvider, Span, Tracer, TracerProvider } from '@opentelemetry/api';
 import { logs } from '@opentelemetry/api-logs';
 import type { LogAttributes, LoggerProvider } from '@opentelemetry/api-logs';
 import type { RunBackend } from '../core/RunBackend.js';
-import type { ArtifactEvent, MetricsEvent, RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
+import type { ArtifactEvent, MetricsEvent, RunEvent, RunFinishedEvent, RunStartedEvent, SystemMetricsEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
 import { getNumberFromEnv } from '../core/env.js';
 import { heartbeatInterval } from '../core/liveness.js';
@@ -31,7 +31,10 @@ import {
   ATTR_RUN_PARENT_ID,
   ATTR_RUN_RESUMED,
   ATTR_RUN_STATUS,
+  ATTR_SYSTEM_STEP,
   EVENT_ARTIFACT,
+  EVENT_SYSTEM,
+  SYSTEM_ATTR_PREFIX,
   EVENT_METRIC,
   EVENT_RUN_HEARTBEAT,
   RUNTEL_SCOPE,
@@ -42,6 +45,8 @@ import { flushableOf } from './globals.js';
 import { RunGauges } from './RunGauges.js';
 import type { Latest, RunMetrics } from './RunGauges.js';
 import { RunRecords } from './RunRecords.js';
+import { SystemGauges } from './SystemGauges.js';
+import { SYSTEM_PREFIX } from '../system/collect.js';
 import { SpanAttributeBudget } from './SpanAttributeBudget.js';
 import { UNCOUNTABLE_LINE, deliveryCountable, reportOrWrite, setupWarnings, slowProvider, undeliveredLine } from './setupReport.js';
 import type { OtelSignal } from './setupReport.js';
@@ -76,6 +81,9 @@ interface Instruments {
   tracer: Tracer;
   records: RunRecords;
   gauges: RunGauges;
+  /** Made with the first system sample. */
+  system?: SystemGauges;
+  meter: Meter;
 }
 
 function countLimit(option: number | undefined, envName: string): number {
@@ -123,6 +131,8 @@ export class OtelBackend implements RunBackend {
     switch (event.type) {
       case 'metrics':
         return this._onMetrics(event);
+      case 'system_metrics':
+        return this._onSystem(event);
       case 'run_started':
         return this._onStarted(event);
       case 'params': {
@@ -192,6 +202,7 @@ export class OtelBackend implements RunBackend {
       }
     } finally {
       this._instruments?.gauges.remove();
+      this._instruments?.system?.remove();
       this._reportUndelivered();
       if (this._instruments !== undefined && !deliveryCountable(this._options.delivery !== undefined)) reportOrWrite(this._report, 'delivery', UNCOUNTABLE_LINE);
     }
@@ -324,7 +335,21 @@ export class OtelBackend implements RunBackend {
     this._instruments!.records.emit(run.ctx, EVENT_ARTIFACT, event.time, { [ATTR_RUN_ID]: run.id, ...(attributes as LogAttributes) });
   }
 
+  /** A system sample: one `ml.system` record (the bridge makes MLflow's `system/*` of it) and the semantic-convention gauges. */
+  private _onSystem(event: SystemMetricsEvent): void {
+    const run = this._runs.get(event.runId);
+    if (run === undefined) return;
+    run.active = true;
+    const instruments = this._instruments!;
+    const attributes: LogAttributes = { [ATTR_RUN_ID]: run.id, [ATTR_SYSTEM_STEP]: event.step };
+    for (const key in event.values) if (key.startsWith(SYSTEM_PREFIX)) attributes[SYSTEM_ATTR_PREFIX + key.slice(SYSTEM_PREFIX.length)] = event.values[key]!;
+    instruments.records.emit(run.ctx, EVENT_SYSTEM, event.timestamp, attributes);
+    instruments.system ??= new SystemGauges(instruments.meter);
+    instruments.system.sample(run.id, { [ATTR_RUN_ID]: run.id, [ATTR_RUN_NAME]: run.name, [ATTR_EXPERIMENT_NAME]: run.experiment }, event.values);
+  }
+
   private _onFinished(event: RunFinishedEvent): void {
+    this._instruments?.system?.finished(event.runId);
     const run = this._runs.get(event.runId);
     if (run === undefined) {
       // A supervisor that saw another process's run die says so: its ml.run.end is all there is.
@@ -399,6 +424,7 @@ export class OtelBackend implements RunBackend {
       tracer: (o.tracerProvider ?? trace.getTracerProvider()).getTracer(RUNTEL_SCOPE),
       records: new RunRecords((o.loggerProvider ?? logs.getLoggerProvider()).getLogger(RUNTEL_SCOPE), this._recordLimit, o.eventNameAttribute ?? false),
       gauges: new RunGauges(meter, Math.max(0, Math.floor(o.maxGaugeRuns ?? 64)), Math.max(0, Math.floor(o.maxGaugeKeysPerRun ?? 30))),
+      meter,
     };
     const explicit = { traces: o.tracerProvider !== undefined, metrics: o.meterProvider !== undefined, logs: o.loggerProvider !== undefined };
     for (const warning of setupWarnings(explicit, o.delivery !== undefined)) reportOrWrite(this._report, warning.startsWith('no global') ? 'setup' : 'delivery', warning);

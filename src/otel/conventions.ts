@@ -69,6 +69,15 @@ export const EVENT_TAGS = 'ml.tags';
 export const EVENT_METRIC = 'ml.metric';
 export const EVENT_ARTIFACT = 'ml.artifact';
 export const EVENT_RUN_END = 'ml.run.end';
+/**
+ * One system-metrics sample of a top-level run (docs/system-metrics.md): `ml.run.id`, `ml.system.step`
+ * and one attribute per value, `ml.system.<MLflow name>` (e.g. `ml.system.cpu_utilization_percentage`).
+ */
+export const EVENT_SYSTEM = 'ml.system';
+/** Prefix of a system sample's values on its `ml.system` record. */
+export const SYSTEM_ATTR_PREFIX = 'ml.system.';
+/** The sample's index in its run (MLflow's system step), on the `ml.system` record. */
+export const ATTR_SYSTEM_STEP = 'ml.system.step';
 /** A running run that emitted nothing else for a heartbeat interval shows it is alive (attributes: `ml.run.id`). */
 export const EVENT_RUN_HEARTBEAT = 'ml.run.heartbeat';
 

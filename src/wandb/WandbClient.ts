@@ -63,6 +63,8 @@ export interface UpsertBucketInput {
 
 export interface ResumeStatus {
   historyLineCount: number;
+  /** Lines of `wandb-events.jsonl` (system metrics) W&B has. */
+  eventsLineCount: number;
   /** The last history lines W&B keeps for resumes (raw extended-JSON lines). */
   historyTail: string[];
   /** JSON of the summary. */
@@ -150,7 +152,7 @@ export class WandbClient {
 
   /** What the server has of a run (undefined when it has none): line counts, history tail, summary. */
   async runResumeStatus(entity: string | undefined, project: string, name: string): Promise<ResumeStatus | undefined> {
-    const data = await this.graphql<{ model: { bucket: { historyLineCount?: number | null; historyTail?: string | null; summaryMetrics?: string | null; config?: string | null } | null } | null }>(
+    const data = await this.graphql<{ model: { bucket: { historyLineCount?: number | null; eventsLineCount?: number | null; historyTail?: string | null; summaryMetrics?: string | null; config?: string | null } | null } | null }>(
       'RunResumeStatus',
       RUN_RESUME_STATUS,
       { project, entity: entity ?? null, name },
@@ -159,6 +161,7 @@ export class WandbClient {
     if (bucket == null) return undefined;
     return {
       historyLineCount: bucket.historyLineCount ?? 0,
+      eventsLineCount: bucket.eventsLineCount ?? 0,
       historyTail: parseLines(bucket.historyTail),
       summaryMetrics: bucket.summaryMetrics ?? undefined,
       config: bucket.config ?? undefined,

@@ -15,6 +15,7 @@ import { packStreamRequest } from './fileStream.js';
 import { continueFrom } from './resume.js';
 import { upsertInput } from './upsert.js';
 import { RunHistory, wandbRunId } from './history.js';
+import { wandbSystemRow } from '../system/conventions.js';
 
 export interface WandbTargetConfig {
   maxRequestBytes: number;
@@ -54,6 +55,8 @@ export interface WandbRunState {
   finish: { status: FinalRunStatus; endTime: number; error: ErrorInfo | undefined } | undefined;
   /** History points already counted as skipped or dropped. */
   accounted: { skipped: number; dropped: number };
+  /** System metric rows for `wandb-events.jsonl` (W&B's system charts), from line `offset` on. */
+  events: { offset: number; lines: Array<{ line: string; points: number; seq: number }>; networkBase: { receive?: number; transmit?: number } };
 }
 
 /** A crashed run (its process died without finishing it) completes with 137, as a shell reports a process killed by SIGKILL. */
@@ -148,6 +151,11 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
         if (run.finish !== undefined) run.history.closeAll();
         this._account(run);
         return run.finish !== undefined;
+      case 'system_metrics': {
+        const row = wandbSystemRow(event.values, event.timestamp, run.started.startTime, run.events.networkBase);
+        run.events.lines.push({ line: JSON.stringify(row), points: Object.keys(event.values).length, seq });
+        return run.finish !== undefined;
+      }
       case 'artifact':
         run.files.push({ ...event, seq });
         return false;
@@ -167,11 +175,11 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
 
   hasQueued(run: WandbRunState): boolean {
     const h = run.history;
-    return run.metaDirty || run.files.length > 0 || run.uploaded.length > 0 || h.lines.length > 0 || h.bufferedPoints > 0 || h.summaryVersion !== run.sentSummaryVersion;
+    return run.metaDirty || run.files.length > 0 || run.uploaded.length > 0 || h.lines.length > 0 || run.events.lines.length > 0 || h.bufferedPoints > 0 || h.summaryVersion !== run.sentSummaryVersion;
   }
 
   queuedSeq(run: WandbRunState): number {
-    return Math.min(run.metaSeq, run.files[0]?.seq ?? Infinity, run.history.pendingSeq());
+    return Math.min(run.metaSeq, run.files[0]?.seq ?? Infinity, run.history.pendingSeq(), run.events.lines[0]?.seq ?? Infinity);
   }
 
   finish(run: WandbRunState, event: RunFinishedEvent): Work {
@@ -201,6 +209,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
     let dropped = history.bufferedPoints;
     for (const line of history.lines) dropped += line.points;
     history.acknowledge(history.lines.length);
+    for (const line of run.events.lines) dropped += line.points;
+    run.events.lines = [];
     run.files = [];
     run.finish = undefined;
     run.metaDirty = false;
@@ -258,6 +268,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       forceSummary: exitCode !== undefined,
       nowMillis: exitCode !== undefined ? run.finish?.endTime ?? Date.now() : Date.now(),
       uploaded,
+      events: run.events,
       ...(exitCode !== undefined ? { exitCode } : {}),
       onSummaryTooLarge: (bytes, version) => {
         this._context.reportOnce('summary-too-large', 'file_stream', new Error(`the W&B summary is ${bytes} bytes, over the line limit: not sent`));
@@ -275,6 +286,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       killsRun: () => true,
       onSent: () => {
         run.history.acknowledge(request.lines);
+        run.events.lines.splice(0, request.eventLines);
+        run.events.offset += request.eventLines;
         this._stats.historyLines += request.lines;
         if (request.summaryVersion !== undefined) run.sentSummaryVersion = request.summaryVersion;
         run.uploaded.splice(0, request.uploaded);
@@ -310,6 +323,7 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       uploaded: [],
       finish: undefined,
       accounted: { skipped: 0, dropped: 0 },
+      events: { offset: 0, lines: [], networkBase: {} },
     };
   }
 
@@ -369,6 +383,8 @@ export class WandbTarget implements DeliveryTarget<WandbRunState> {
       const status = await this.wandb.runResumeStatus(entity, project, run.wandbId);
       if (status !== undefined) {
         await continueFrom(this.wandb, run.history, { wandbId: run.wandbId, entity, project }, status, this._config);
+        // Live, system rows go after W&B's; a replay writes its rows at their own lines again.
+        if (!this._config.replay) run.events.offset = status.eventsLineCount;
         this._account(run);
       }
       exists = status !== undefined;

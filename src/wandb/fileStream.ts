@@ -15,6 +15,8 @@ export interface StreamRequest {
   summaryVersion: number | undefined;
   /** How many of the uploaded names it announces. */
   uploaded: number;
+  /** System metric rows it carries (`wandb-events.jsonl`), from the front of the queue. */
+  eventLines: number;
 }
 
 export interface StreamPackOptions {
@@ -27,6 +29,8 @@ export interface StreamPackOptions {
   /** The summary's time (the run's end time when it is finishing). */
   nowMillis: number;
   uploaded: readonly string[];
+  /** System metric rows waiting for `wandb-events.jsonl`, the first at line `offset`. */
+  events?: { offset: number; lines: ReadonlyArray<{ line: string; points: number; seq: number }> };
   /** Exit code: makes this the completing request (nothing else may be queued). */
   exitCode?: number;
   /** Called when the summary alone is over the line limit: it is not sent, and this version should count as sent. */
@@ -71,14 +75,27 @@ export function packStreamRequest(history: RunHistory, o: StreamPackOptions): St
     if (entry.seq < seq) seq = entry.seq;
     budget -= size;
   }
+  // System rows after the history, as long as they fit (the rest go in the next request).
+  const eventLines: string[] = [];
+  const reserved = summary === undefined ? 0 : Buffer.byteLength(summary);
+  for (const entry of o.events?.lines ?? []) {
+    const escaped = JSON.stringify(entry.line);
+    const size = Buffer.byteLength(escaped) + 1;
+    if (size + reserved > budget - 64) break;
+    eventLines.push(escaped);
+    points += entry.points;
+    if (entry.seq < seq) seq = entry.seq;
+    budget -= size;
+  }
   const completing = o.exitCode !== undefined;
-  if (lines.length === 0 && summary === undefined && o.uploaded.length === 0 && !completing) return undefined;
+  if (lines.length === 0 && eventLines.length === 0 && summary === undefined && o.uploaded.length === 0 && !completing) return undefined;
   const files: string[] = [];
   if (lines.length > 0) files.push(`"wandb-history.jsonl":{"offset":${first!},"content":[${lines.join(',')}]}`);
+  if (eventLines.length > 0) files.push(`"wandb-events.jsonl":{"offset":${o.events!.offset},"content":[${eventLines.join(',')}]}`);
   if (summary !== undefined) files.push(`"wandb-summary.json":{"offset":0,"content":[${summary}]}`);
   let body = `{"files":{${files.join(',')}}`;
   if (o.uploaded.length > 0) body += `,"uploaded":${JSON.stringify(o.uploaded)}`;
   if (completing) body += `,"complete":true,"exitcode":${o.exitCode}`;
   body += '}';
-  return { body, lines: lines.length, points, seq, summaryVersion: summary === undefined ? undefined : sentVersion, uploaded: o.uploaded.length };
+  return { body, lines: lines.length, points, seq, summaryVersion: summary === undefined ? undefined : sentVersion, uploaded: o.uploaded.length, eventLines: eventLines.length };
 }

@@ -269,6 +269,33 @@ describe('Grafana provisioning and the "ML runs" dashboard', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('has a "System" row: the machine of each run, from the semantic-convention series runtel exports (test/system/prometheus.test.ts reads them)', () => {
+    const rowAt = dashboard.panels.findIndex((p: any) => p.type === 'row' && p.title === 'System');
+    expect(rowAt).toBeGreaterThan(0);
+    const system = dashboard.panels.slice(rowAt + 1);
+    expect(system.map((p: any) => p.title)).toEqual(['CPU', 'Memory', 'Disk', 'Network', 'Event-loop delay', 'GPU utilization', 'GPU memory', 'GPU power']);
+    const exprs: string[] = system.flatMap((p: any) => p.targets.map((t: any) => t.expr));
+    const names = new Set(exprs.flatMap((e) => [...e.matchAll(/\b((?:system|process|v8js|nodejs|hw)_[a-z0-9_]+)\{/g)].map((m) => m[1]!)));
+    expect([...names].sort()).toEqual(
+      [
+        'hw_gpu_memory_usage_bytes',
+        'hw_gpu_utilization_ratio',
+        'hw_power_watts',
+        'nodejs_eventloop_delay_max_seconds',
+        'nodejs_eventloop_delay_p99_seconds',
+        'process_cpu_utilization_ratio',
+        'process_memory_usage_bytes',
+        'system_cpu_utilization_ratio',
+        'system_filesystem_utilization_ratio',
+        'system_memory_usage_bytes',
+        'system_network_io_bytes_total',
+        'v8js_memory_heap_used_bytes',
+      ].sort(),
+    );
+    // Every series is selected by the dashboard's experiment and runs.
+    for (const e of exprs) expect(e).toContain('ml_experiment_name="$experiment", ml_run_name=~"$run"');
+  });
+
   it('every PromQL expression parses (`promtool check rules`, Grafana variables substituted)', async () => {
     const exprs = [...promExprs(), ...dashboard.templating.list.map((v: any) => String(v.query.query).replace(/^label_values\((.*), *[a-z_]+\)$/, '$1'))];
     const substitute = (e: string) => e.replace(/\$__rate_interval/g, '1m').replace(/\$[a-z]+/g, 'x');

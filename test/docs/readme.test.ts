@@ -406,6 +406,29 @@ describe("README's bad-input table: each row is what the input gets", () => {
     'artifact path that does not exist': () => {
       expect(() => fresh().run.logArtifact('/no/such/file')).toThrow('artifact path "/no/such/file" does not exist or cannot be read');
     },
+    '`RUNTEL_SYSTEM_METRICS` or `MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING` not `true`/`false`/`1`/`0`; system metrics interval ≤ 0, fractional or not a number': () => {
+      const saved = { ...process.env };
+      try {
+        for (const name of ['RUNTEL_SYSTEM_METRICS', 'MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING']) {
+          process.env[name] = 'yes';
+          expect(() => new InMemoryLogger()).toThrow(TypeError);
+          expect(() => new InMemoryLogger()).toThrow(`${name} must be true, false, 1 or 0, got "yes"`);
+          delete process.env[name];
+        }
+        process.env.RUNTEL_SYSTEM_METRICS = 'true';
+        for (const value of ['0', '-1', '2.5', 'often']) {
+          process.env.RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS = value;
+          expect(() => new InMemoryLogger()).toThrow(RangeError);
+          expect(() => new InMemoryLogger()).toThrow('RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS must be a whole number of milliseconds greater than 0');
+        }
+        expect(() => new InMemoryLogger({ systemMetricsIntervalMillis: 0 })).toThrow('systemMetricsIntervalMillis must be');
+      } finally {
+        for (const name of ['RUNTEL_SYSTEM_METRICS', 'MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING', 'RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS']) {
+          if (saved[name] === undefined) delete process.env[name];
+          else process.env[name] = saved[name];
+        }
+      }
+    },
   };
 
   const rows = tableRows(README, 'Bad input');

@@ -5,6 +5,7 @@
 // params, tags, parent), its metric charts (every point plotted), the failed run marked Failed.
 // Each check is also shown to fail on a page that is wrong: the GenAI view, a run tree that is not
 // the expected one or not nested at all, a missing chart, other points, a wrong status or param.
+// The demo runs with system metrics on: the search's System metrics tab charts every sample.
 // Screenshots: test-artifacts/mlflow-ui/ (gitignored; the path is printed).
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
@@ -20,7 +21,7 @@ import type { MlflowHandle } from '../services/index.js';
 import { setupOrFail } from '../otel/real/util.js';
 import { openBrowser, SCREENSHOT_DIR } from './browser.js';
 import type { Browser } from './browser.js';
-import { checkMetricCharts, checkModelTrainingView, checkRunOverview, checkRunPage, checkRunTree, experimentUrl, runUrl, switchToModelTraining } from './mlflow-ui.js';
+import { checkMetricCharts, checkModelTrainingView, checkSystemCharts, checkRunOverview, checkRunPage, checkRunTree, experimentUrl, runUrl, switchToModelTraining } from './mlflow-ui.js';
 import type { ChartsExpectation, RunPageTab } from './mlflow-ui.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -49,7 +50,13 @@ const ready = setupOrFail(async () => {
   client = new MlflowClient({ trackingUri: mlflow.url });
   storeDir = mkdtempSync(join(tmpdir(), 'runtel-ui-demo-'));
   // The demo as a user runs it, into MLflow (and the JSONL store, which the charts are checked against).
-  const demo = await cli(['demo'], { MLFLOW_TRACKING_URI: mlflow.url, RUNTEL_DIR: storeDir, RUNTEL_BACKENDS: 'jsonl,console,mlflow' });
+  const demo = await cli(['demo'], {
+    MLFLOW_TRACKING_URI: mlflow.url,
+    RUNTEL_DIR: storeDir,
+    RUNTEL_BACKENDS: 'jsonl,console,mlflow',
+    RUNTEL_SYSTEM_METRICS: 'true',
+    RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS: '100',
+  });
   if (demo.code !== 0 || !demo.stdout.includes('Best trial')) throw new Error(`runtel demo failed (${demo.code}): ${demo.stderr.slice(-2000)}`);
   // A run that fails, logged through runtel next to the demo's.
   const logger = new MlflowLogger({ trackingUri: mlflow.url });
@@ -170,6 +177,29 @@ describe('MLflow UI (Chromium) shows the demo logged through runtel', () => {
     await expect(checkRunOverview(page, { ...overview, params: { ...overview.params, lr: '0.5' } })).rejects.toThrow(/params .*"lr","0.05"/);
     await expect(checkRunOverview(page, { ...overview, parent: undefined })).rejects.toThrow('parent run "iris-softmax", expected undefined');
     expect(userTags(trial)).toMatchObject({ trial_index: '0' });
+  });
+
+  it("the search's System metrics tab: a chart per system metric with every sample", async () => {
+    ready();
+    const page = browser!.page;
+    const search = run(DEMO_EXPERIMENT);
+    const record = readRun(join(storeDir, tagsOf(search)['runtel.run_id']!))!.record;
+    const system = Object.fromEntries(Object.entries(record.system ?? {}).map(([key, samples]) => [key, samples.map((p) => [p.step, p.value] as [number, number])]));
+    const keys = ['system/cpu_utilization_percentage', 'system/system_memory_usage_megabytes', 'system/system_memory_usage_percentage', 'system/disk_usage_percentage', 'system/network_receive_megabytes', 'system/process_memory_rss_megabytes'];
+    for (const key of keys) expect(system[key]?.length ?? 0, key).toBeGreaterThanOrEqual(2);
+    await checkRunPage(
+      page,
+      { trackingUri: mlflow!.url, experimentId, runId: search.info.run_id },
+      { systemCharts: system },
+      (tab, error) => shot(`search-${tab}${error === undefined ? '' : '-FAILED'}`),
+    );
+    // A key the run never logged, or other values, fail the check on the same page.
+    await expect(checkSystemCharts(page, { 'system/gpu_0_utilization_percentage': [[0, 50]] })).rejects.toThrow('no chart for "system/gpu_0_utilization_percentage"');
+    const cpu = system['system/cpu_utilization_percentage']!;
+    await expect(checkSystemCharts(page, { 'system/cpu_utilization_percentage': cpu.map(([step, v]) => [step, v + 1] as [number, number]) })).rejects.toThrow('the chart of "system/cpu_utilization_percentage" plots');
+    // The trials were not sampled: no system metric in MLflow.
+    const trial = run(`${DEMO_EXPERIMENT}-trial-0`);
+    expect((trial.data.metrics ?? []).filter((m) => m.key.startsWith('system/'))).toEqual([]);
   });
 
   it('the failed run: marked Failed, its points charted', async () => {

@@ -5,8 +5,8 @@
 // its metric charts (the points each chart plots). Each check waits for the page to render, reads it
 // once it has settled, and throws a UiCheckError saying what it expected and what the page showed.
 //
-// The run page's tabs are checked through RUN_PAGE_CHECKS: a new tab's check (the System metrics
-// tab, once runtel logs system metrics) is one more entry there and one more field of RunExpectations.
+// The run page's tabs are checked through RUN_PAGE_CHECKS: a new tab's check is one more entry there
+// and one more field of RunExpectations.
 import type { Locator, Page } from 'playwright-core';
 
 export class UiCheckError extends Error {
@@ -277,15 +277,72 @@ async function readPlot(title: Locator): Promise<PlotSeen | undefined> {
  * points (steps and values) as a drawn line.
  */
 export async function checkMetricCharts(page: Page, expected: ChartsExpectation): Promise<void> {
+  await checkCharts(page, expected, 'Model metrics', (key) => [key]);
+}
+
+/**
+ * On the System metrics tab, each expected `system/*` key has a chart (titled with the key, or with
+ * it less `system/`) that plots the expected values in step order as a drawn line. MLflow may plot
+ * system metrics against time: the x values are then the samples' times, in order, not the steps.
+ */
+export async function checkSystemCharts(page: Page, expected: ChartsExpectation): Promise<void> {
+  await checkCharts(page, expected, 'System metrics', (key) => [key, key.replace(/^system\//, '')], true);
+}
+
+/**
+ * Every chart title the tab has: MLflow renders chart cards as they scroll into view, so the page is
+ * scrolled down until no new title appears.
+ */
+async function allChartKeys(page: Page): Promise<string[]> {
+  await scrollToTop(page);
+  const seen = new Set(await settled(() => chartKeys(page), 10_000));
+  for (let i = 0; i < 40; i++) {
+    const before = seen.size;
+    const last = page.locator('h4[title]').last();
+    await last.scrollIntoViewIfNeeded();
+    await page.mouse.wheel(0, 600);
+    await page.waitForTimeout(400);
+    for (const key of await chartKeys(page)) seen.add(key);
+    if (seen.size === before && i > 2) break;
+  }
+  return [...seen].sort();
+}
+
+async function scrollToTop(page: Page): Promise<void> {
+  await page.mouse.move(600, 500);
+  await page.evaluate(() => document.querySelectorAll('*').forEach((e) => e.scrollTop > 0 && e.scrollTo(0, 0)));
+  await page.waitForTimeout(300);
+}
+
+/** The chart card title of `key`, scrolling from the top until MLflow has rendered it. */
+async function findChartTitle(page: Page, key: string): Promise<Locator | undefined> {
+  await page.mouse.move(600, 500);
+  const title = chartTitle(page, key).first();
+  if ((await title.count()) > 0) return title;
+  await scrollToTop(page);
+  for (let i = 0; i < 40; i++) {
+    if ((await title.count()) > 0) return title;
+    await page.mouse.wheel(0, 400);
+    await page.waitForTimeout(300);
+  }
+  return undefined;
+}
+
+async function checkCharts(page: Page, expected: ChartsExpectation, tab: string, titlesOf: (key: string) => string[], anyIncreasingX = false): Promise<void> {
   await pollUntil(() => chartKeys(page), (keys) => keys.length > 0, RENDER_MILLIS);
-  const keys = await settled(() => chartKeys(page), 10_000);
+  const keys = await allChartKeys(page);
   const problems: string[] = [];
   for (const [key, points] of Object.entries(expected)) {
-    if (!keys.includes(key)) {
+    const shownAs = titlesOf(key).find((t) => keys.includes(t));
+    if (shownAs === undefined) {
       problems.push(`no chart for "${key}" (charts shown: ${keys.join(', ')})`);
       continue;
     }
-    const title = chartTitle(page, key).first();
+    const title = await findChartTitle(page, shownAs);
+    if (title === undefined) {
+      problems.push(`the chart of "${key}" is not rendered`);
+      continue;
+    }
     await title.scrollIntoViewIfNeeded();
     const plot = await pollUntil(() => readPlot(title), (p) => p !== undefined && p.traces.length > 0 && p.drawnPoints > 0, 20_000);
     if (plot === undefined || plot.traces.length === 0) {
@@ -294,13 +351,14 @@ export async function checkMetricCharts(page: Page, expected: ChartsExpectation)
     }
     const want = { x: points.map(([step]) => step), y: points.map(([, value]) => value) };
     const trace = plot.traces[0]!;
-    if (JSON.stringify(trace) !== JSON.stringify(want)) {
-      problems.push(`the chart of "${key}" plots ${trace.x.length} points (steps ${trace.x.slice(0, 3).join(', ')}…, values ${trace.y.slice(0, 3).join(', ')}…), expected ${want.x.length} (steps ${want.x.slice(0, 3).join(', ')}…, values ${want.y.slice(0, 3).join(', ')}…)`);
+    const xOk = JSON.stringify(trace.x) === JSON.stringify(want.x) || (anyIncreasingX && trace.x.length === want.x.length && trace.x.every((x, i) => i === 0 || x > trace.x[i - 1]!));
+    if (!xOk || JSON.stringify(trace.y) !== JSON.stringify(want.y)) {
+      problems.push(`the chart of "${key}" plots ${trace.x.length} points (x ${trace.x.slice(0, 3).join(', ')}…, values ${trace.y.slice(0, 3).join(', ')}…), expected ${want.x.length} (steps ${want.x.slice(0, 3).join(', ')}…, values ${want.y.slice(0, 3).join(', ')}…)`);
     } else if (points.length > 1 && plot.drawnPoints < 2) {
       problems.push(`the chart of "${key}" has its points but draws no line`);
     }
   }
-  if (problems.length > 0) throw new UiCheckError(`Model metrics: ${problems.join('; ')}`);
+  if (problems.length > 0) throw new UiCheckError(`${tab}: ${problems.join('; ')}`);
 }
 
 // ---- the run page, tab by tab ------------------------------------------------------------------
@@ -309,14 +367,17 @@ export async function checkMetricCharts(page: Page, expected: ChartsExpectation)
 export interface RunExpectations {
   overview?: OverviewExpectation;
   charts?: ChartsExpectation;
+  /** The System metrics tab: `system/*` key → its samples as [step, value]. */
+  systemCharts?: ChartsExpectation;
 }
 
-/** One check per tab of the run page. Add the System metrics tab's check here (tab 'system-metrics'). */
+/** One check per tab of the run page. */
 export const RUN_PAGE_CHECKS: {
   [K in keyof Required<RunExpectations>]: { tab: RunPageTab; check: (page: Page, expected: Required<RunExpectations>[K]) => Promise<void> };
 } = {
   overview: { tab: 'overview', check: checkRunOverview },
   charts: { tab: 'model-metrics', check: checkMetricCharts },
+  systemCharts: { tab: 'system-metrics', check: checkSystemCharts },
 };
 
 /** Opens each tab of the run's page that `expected` names and runs its check; `afterEach` sees each tab (for screenshots). */

@@ -68,7 +68,7 @@ export function withLiveness(run: StoredRun, options: LivenessOptions): StoredRu
 function lastSignOf(run: StoredRun): number {
   let last = Math.max(run.record.startTime, run.lastHeartbeat ?? 0, run.lastWrite ?? 0);
   for (const event of run.events) {
-    const time = event.type === 'metrics' ? undefined : event.type === 'run_started' ? event.startTime : event.type === 'run_finished' ? event.endTime : event.time;
+    const time = event.type === 'metrics' ? undefined : event.type === 'system_metrics' ? event.timestamp : event.type === 'run_started' ? event.startTime : event.type === 'run_finished' ? event.endTime : event.time;
     // Metric timestamps are the caller's (possibly in the past): not a sign of when the writer was alive.
     if (time !== undefined && time > last) last = time;
   }

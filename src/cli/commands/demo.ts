@@ -27,7 +27,7 @@ export function demoCommand(): Command {
       'after',
       helpText(
         'The backends are chosen as for createLoggerFromEnv(): RUNTEL_BACKENDS (default: jsonl,console); ' +
-          'RUNTEL_CONSOLE=verbose prints every metric point.',
+          'RUNTEL_CONSOLE=verbose prints every metric point; RUNTEL_SYSTEM_METRICS=true samples the machine for the search run (docs/system-metrics.md).',
         'Progress bars go to standard error when it is a terminal; the results table goes to standard output.',
         'Afterwards: runtel ls, runtel show iris-softmax.',
       ),

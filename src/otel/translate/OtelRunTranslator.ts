@@ -32,6 +32,7 @@ import {
   EVENT_RUN_END,
   EVENT_RUN_HEARTBEAT,
   EVENT_RUN_START,
+  EVENT_SYSTEM,
   EVENT_TAGS,
   PARAM_PREFIX,
   TAG_PREFIX,
@@ -39,6 +40,7 @@ import {
 } from '../conventions.js';
 import { validateKey } from '../../core/validation.js';
 import type { OtelLogInput, OtelSpanInput } from './inputs.js';
+import { systemEvent } from './system.js';
 
 export interface TranslatorStats {
   events: number;
@@ -229,11 +231,7 @@ export class OtelRunTranslator {
         const value = fromMetricAttributeValue(a[ATTR_METRIC_VALUE]);
         const id = `${key}\0${step}\0${record.timeMillis}`;
         if (memo.seen.has(id)) return this._duplicate();
-        if (memo.seen.size < this._maxSeen) {
-          if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
-          memo.seen.add(id);
-          this._seenTotal++;
-        }
+        this._remember(memo, id);
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         const last = out[out.length - 1];
         if (last?.type === 'metrics' && last.runId === runId && last.step === step && last.timestamp === record.timeMillis && !(key in last.values)) {
@@ -241,6 +239,15 @@ export class OtelRunTranslator {
         } else {
           out.push({ type: 'metrics', runId, step, timestamp: record.timeMillis, values: { [key]: value } });
         }
+        return;
+      }
+      case EVENT_SYSTEM: {
+        const event = systemEvent(runId, a, record.timeMillis);
+        const id = `\0system\0${event.step}\0${record.timeMillis}`;
+        if (memo.seen.has(id)) return this._duplicate();
+        this._remember(memo, id);
+        this._ensureStarted(runId, a, record.timeMillis, memo, out);
+        out.push(event);
         return;
       }
       case EVENT_ARTIFACT: {
@@ -371,6 +378,13 @@ export class OtelRunTranslator {
       else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') out[key] = String(value);
     }
     return out;
+  }
+
+  private _remember(memo: RunMemo, id: string): void {
+    if (memo.seen.size >= this._maxSeen) return;
+    if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
+    memo.seen.add(id);
+    this._seenTotal++;
   }
 
   private _duplicate(): void {
