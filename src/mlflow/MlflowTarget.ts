@@ -3,6 +3,7 @@
 // time through the artifact proxy (channel `artifacts`); the finish is an update-run.
 
 import { mlflowRunUrl, publishRunLink } from '../core/runLinks.js';
+import { MlflowRunIds } from './MlflowRunIds.js';
 import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
 import { basename } from 'node:path';
@@ -76,10 +77,6 @@ export interface MlflowRunState {
   inheritedParent?: Promise<string | undefined>;
 }
 
-/** MLflow run ids of runs created or found, for children whose parent finished long ago (bounded). */
-const MAX_REMEMBERED_IDS = 10_000;
-/** How long a child's creation waits for its parent's (a parent whose start has not come yet included). */
-const PARENT_WAIT_MILLIS = 10_000;
 
 export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   readonly name = 'mlflow';
@@ -92,7 +89,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   private _context!: DeliveryContext;
   private readonly _experiments = new Map<string, Promise<string>>();
   /** runtel id → MLflow run id (settles once the run exists). */
-  private readonly _ids = new Map<string, { id: Promise<string | undefined>; settle: (id: string | undefined) => void; settled: boolean }>();
+  private readonly _ids = new MlflowRunIds();
   private _gitCommit: Promise<string | undefined> | undefined;
 
   constructor(client: MlflowClient, config: MlflowTargetConfig) {
@@ -115,7 +112,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   /** The MLflow run id of a runtel run, once it exists. */
   mlflowRunId(runtelId: string): Promise<string | undefined> {
-    return this._ids.get(runtelId)?.id ?? Promise.resolve(undefined);
+    return this._ids.get(runtelId);
   }
 
   start(event: RunStartedEvent, previous: MlflowRunState | undefined): StartedRun<MlflowRunState> {
@@ -128,28 +125,24 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       state.beatAt = Date.now();
       setOwnTag(state, RUNTEL_HEARTBEAT_TAG, String(state.beatAt), 0);
     }
-    const create = this._remembered(state, () => this._create(state, event));
+    const create = this._ids.remembered(state.runtelId, () => this._create(state, event), () => state.mlflowId);
     if (event.parentInherited === true && event.parentId !== undefined && !this._ids.has(event.parentId)) {
       // The search waits outside the request slots, as a parent being created here would.
       const parentId = event.parentId;
       state.inheritedParent = findInheritedParent(this.mlflow, RUNTEL_RUN_ID_TAG, this.experimentId(this._experimentName(event)), parentId).then((found) => {
         // Found once, known for the process's next children (they need not search again).
-        if (found !== undefined && !this._ids.has(parentId)) {
-          const entry = this._idEntry(parentId, true);
-          entry.settled = true;
-          entry.settle(found);
-        }
+        if (found !== undefined) this._ids.learn(parentId, found);
         return found;
       });
       return { state, create, after: state.inheritedParent };
     }
-    return { state, create, ...this._after(event.parentId) };
+    return { state, create, ...this._ids.after(event.parentId, this._config.findExistingRuns) };
   }
 
   adopt(runId: string): StartedRun<MlflowRunState> | undefined {
     if (!this._config.findExistingRuns) return undefined;
     const state = this._newState(runId);
-    return { state, create: this._remembered(state, () => this._find(state)) };
+    return { state, create: this._ids.remembered(state.runtelId, () => this._find(state), () => state.mlflowId) };
   }
 
   accept(state: MlflowRunState, event: Exclude<RunEvent, RunStartedEvent>, seq: number): boolean {
@@ -313,53 +306,6 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     }
   }
 
-  /**
-   * The run's creation, with its MLflow id findable by its children from now on (its creation may
-   * wait for a free request slot), also after the backend forgot the run.
-   */
-  private _remembered(state: MlflowRunState, create: () => Promise<void>): () => Promise<void> {
-    const entry = this._idEntry(state.runtelId, true);
-    return async () => {
-      try {
-        await create();
-      } finally {
-        entry.settled = true;
-        entry.settle(state.mlflowId);
-      }
-    };
-  }
-
-  /**
-   * Settles when the parent run exists (or within a bound): a child is created once its parent is,
-   * even when the parent's start comes later (OTel pipelines reorder a run's spans and records).
-   */
-  private _after(parentRuntelId: string | undefined): { after?: Promise<unknown> } {
-    if (parentRuntelId === undefined) return {};
-    // In-process logging knows its runs' parents; only the exporters and the bridge wait for one not seen yet.
-    if (!this._config.findExistingRuns && !this._ids.has(parentRuntelId)) return {};
-    let timer: NodeJS.Timeout | undefined;
-    const after = Promise.race([
-      this._idEntry(parentRuntelId, false).id,
-      new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, PARENT_WAIT_MILLIS);
-        timer.unref();
-      }),
-    ]).finally(() => clearTimeout(timer));
-    return { after };
-  }
-
-  /** The id entry of a run: a pending one is reused, a settled one replaced when the run is created again. */
-  private _idEntry(runtelId: string, creating: boolean): { id: Promise<string | undefined>; settle: (id: string | undefined) => void; settled: boolean } {
-    const known = this._ids.get(runtelId);
-    if (known !== undefined && !(creating && known.settled)) return known;
-    let settle!: (id: string | undefined) => void;
-    const entry = { id: new Promise<string | undefined>((resolve) => (settle = resolve)), settle, settled: false };
-    this._ids.delete(runtelId);
-    this._ids.set(runtelId, entry);
-    if (this._ids.size > MAX_REMEMBERED_IDS) this._ids.delete(this._ids.keys().next().value!);
-    return entry;
-  }
-
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
     const experimentId = await this.experimentId(this._experimentName(event));
     if (this._config.findExistingRuns || event.resumed === true) {
@@ -417,8 +363,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   // The parent's MLflow id: created by this target, or (exporters, bridge, sync) found by its tag.
   private async _parentRunId(experimentId: string, parentRuntelId: string): Promise<string | undefined> {
-    const entry = this._ids.get(parentRuntelId);
-    const known = entry?.settled === true ? await entry.id : undefined;
+    const known = await this._ids.settled(parentRuntelId);
     if (known !== undefined || !this._config.findExistingRuns) return known;
     return (await this.findRun(experimentId, parentRuntelId))?.runId;
   }
