@@ -1,6 +1,7 @@
 // Points/s through the bridge, all cases in one run of this script, (A) and (B) on each MLflow store
 // (SQLite, PostgreSQL):
-// (A) OTLP as the Collector sends it (protobuf + gzip, 512 log records a request) → bridge → a real
+// (A) OTLP as the Collector sends it (protobuf + gzip, 1024 log records a request, as
+//     collector-config/agent.yaml batches; BENCH_BATCH) → bridge → a real
 //     MLflow: 100,000 points (10 keys × 10,000 steps) from the first POST until every point is in
 //     MLflow (the bridge's MLflow sender has delivered all it took); each request is answered only
 //     once what it carried is in MLflow (acknowledge after delivery). Over OTLP/HTTP, and (A-gRPC)
@@ -15,7 +16,7 @@
 // proto exporter sends; the Collector re-encodes the same messages) and gzipped with node:zlib.
 // Each MLflow case gets a fresh server and store, on tmpfs when there is one.
 // Run: npx tsx bench/bridge-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow postgres`)
-// Env: BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS, BENCH_CONCURRENCY (the bridge's MLflow sender's
+// Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS, BENCH_CONCURRENCY (the bridge's MLflow sender's
 // maxConcurrentRequests), BENCH_INFLIGHT (the "collector's" requests in flight) — see bench/mlflow-server.ts.
 
 import { availableParallelism } from 'node:os';
@@ -41,7 +42,9 @@ import type { ServerSetup } from './mlflow-server.js';
 const keys = Number(process.argv[2] ?? 10);
 const steps = Number(process.argv[3] ?? 10_000);
 const points = keys * steps;
-const BATCH = 512;
+// Records per request: agent.yaml's batch processor sends 1024 (send_batch_size). With acknowledge-after-delivery a
+// request is answered once its points are in MLflow, so what the bridge can batch is consumers × this.
+const BATCH = Number(process.env.BENCH_BATCH ?? 1024);
 const EXPERIMENT = 'bench-bridge';
 const repeats = Number(process.env.BENCH_REPEATS ?? 2);
 /** Requests in flight from the "collector" (its sending_queue consumers). */
