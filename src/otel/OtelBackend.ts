@@ -8,9 +8,9 @@
 // (SpanAttributeBudget). Gauges for dashboards with a bounded number of series (RunGauges).
 
 import { ROOT_CONTEXT, SpanStatusCode, context, metrics, trace } from '@opentelemetry/api';
-import type { Attributes, Context, Meter, MeterProvider, Span, Tracer, TracerProvider } from '@opentelemetry/api';
+import type { Attributes, Context, Meter, Span, Tracer } from '@opentelemetry/api';
 import { logs } from '@opentelemetry/api-logs';
-import type { LogAttributes, LoggerProvider } from '@opentelemetry/api-logs';
+import type { LogAttributes } from '@opentelemetry/api-logs';
 import type { RunBackend } from '../core/RunBackend.js';
 import type { ArtifactEvent, MetricsEvent, RunEvent, RunFinishedEvent, RunStartedEvent, SystemMetricsEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
@@ -41,7 +41,7 @@ import {
 } from './conventions.js';
 import { processDeliveryStats } from './CountingBatchLogRecordProcessor.js';
 import type { DeliveryStats, DeliveryStatsSource } from './CountingBatchLogRecordProcessor.js';
-import { flushableOf } from './globals.js';
+import { ProviderFlusher } from './ProviderFlusher.js';
 import { RunGauges } from './RunGauges.js';
 import type { Latest, RunMetrics } from './RunGauges.js';
 import { RunRecords } from './RunRecords.js';
@@ -49,7 +49,6 @@ import { SystemGauges } from './SystemGauges.js';
 import { SYSTEM_PREFIX } from '../system/collect.js';
 import { SpanAttributeBudget } from './SpanAttributeBudget.js';
 import { UNCOUNTABLE_LINE, deliveryCountable, reportOrWrite, setupWarnings, slowProvider, undeliveredLine } from './setupReport.js';
-import type { OtelSignal } from './setupReport.js';
 import type { OtelBackendOptions } from './OtelBackendOptions.js';
 import { carrierOf, contextFromCarrier } from './traceCarrier.js';
 import { traceEnv } from '../core/processParent.js';
@@ -109,13 +108,14 @@ export class OtelBackend implements RunBackend {
   private readonly _ending = new Map<string, Promise<void>>();
   private readonly _pending = new Set<Promise<void>>();
   /** Provider flushes not settled yet, by signal (for the "did not finish" message). */
-  private readonly _flushing = new Map<OtelSignal, number>();
+  private readonly _flusher: ProviderFlusher;
   private _instruments: Instruments | undefined;
   private readonly _heartbeatMillis: number;
   private _heartbeatTimer: NodeJS.Timeout | undefined;
 
   constructor(options: OtelBackendOptions = {}) {
     this._options = options;
+    this._flusher = new ProviderFlusher(options);
     this._heartbeatMillis = heartbeatInterval(options.heartbeatIntervalMillis);
     this._spanLimit = countLimit(options.spanAttributeCountLimit, 'OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT');
     this._recordLimit = countLimit(options.logRecordAttributeCountLimit, 'OTEL_LOGRECORD_ATTRIBUTE_COUNT_LIMIT');
@@ -178,14 +178,14 @@ export class OtelBackend implements RunBackend {
     await this._ending.get(runId);
     const run = this._runs.get(runId) ?? this._finished.get(runId);
     if (run?.parentId !== undefined) return;
-    await this._flushProviders(['traces', 'logs']);
+    await this._flusher.flush(['traces', 'logs']);
     this._reportUndelivered();
   }
 
   /** Waits for pending artifact hashes and deferred run ends, then flushes the tracer, meter and logger providers. */
   async forceFlush(): Promise<void> {
     await this._settlePending();
-    await this._flushProviders(['traces', 'metrics', 'logs']);
+    await this._flusher.flush(['traces', 'metrics', 'logs']);
     this._reportUndelivered();
   }
 
@@ -210,7 +210,7 @@ export class OtelBackend implements RunBackend {
 
   /** What is still flushing, for the logger's "did not finish" message. */
   describePending(): string | undefined {
-    const slow = [...this._flushing.keys()].map((signal) => slowProvider(signal, this._options.ownedSdk !== undefined));
+    const slow = this._flusher.flushing().map((signal) => slowProvider(signal, this._options.ownedSdk !== undefined));
     return slow.length === 0 ? undefined : slow.join('; ');
   }
 
@@ -429,29 +429,6 @@ export class OtelBackend implements RunBackend {
     const explicit = { traces: o.tracerProvider !== undefined, metrics: o.meterProvider !== undefined, logs: o.loggerProvider !== undefined };
     for (const warning of setupWarnings(explicit, o.delivery !== undefined)) reportOrWrite(this._report, warning.startsWith('no global') ? 'setup' : 'delivery', warning);
     return this._instruments;
-  }
-
-  private async _flushProviders(signals: OtelSignal[]): Promise<void> {
-    const o = this._options;
-    const providers: Record<OtelSignal, TracerProvider | MeterProvider | LoggerProvider> = {
-      traces: o.tracerProvider ?? trace.getTracerProvider(),
-      metrics: o.meterProvider ?? metrics.getMeterProvider(),
-      logs: o.loggerProvider ?? logs.getLoggerProvider(),
-    };
-    await Promise.all(
-      signals.map(async (signal) => {
-        const flushable = flushableOf(providers[signal]);
-        if (flushable === undefined) return;
-        this._flushing.set(signal, (this._flushing.get(signal) ?? 0) + 1);
-        try {
-          await flushable.forceFlush();
-        } finally {
-          const left = this._flushing.get(signal)! - 1;
-          if (left === 0) this._flushing.delete(signal);
-          else this._flushing.set(signal, left);
-        }
-      }),
-    );
   }
 
   private _reportUndelivered(): void {
