@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wandbRunId } from '../../src/wandb/history.js';
 import { wandbPython } from '../services/index.js';
 import { WandbTestServer, parseExtendedJson } from '../wandb/server.js';
-import { API_KEY_40, testLogger } from '../wandb/helpers.js';
+import { realSdkEnv, testLogger } from '../wandb/helpers.js';
 
 let server: WandbTestServer;
 beforeAll(async () => {
@@ -77,31 +77,7 @@ run.finish()
 function realSdkRun(): Promise<{ code: number | null; output: string }> {
   const home = mkdtempSync(join(tmpdir(), 'runtel-wandb-sys-'));
   writeFileSync(join(home, 'real_sys.py'), SCRIPT);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    WANDB_BASE_URL: server.url,
-    WANDB_API_KEY: API_KEY_40,
-    WANDB_MODE: 'online',
-    WANDB_SILENT: 'true',
-    WANDB_CONSOLE: 'off',
-    WANDB_DIR: home,
-    WANDB_CONFIG_DIR: home,
-    WANDB_CACHE_DIR: home,
-    WANDB_DATA_DIR: home,
-    WANDB_DISABLE_GIT: 'true',
-    WANDB_DISABLE_CODE: 'true',
-    WANDB_ERROR_REPORTING: 'false',
-    WANDB_DISABLE_JOB_CREATION: 'true',
-    DO_NOT_TRACK: '1',
-    // Anything but the test server goes to a closed loopback port.
-    HTTP_PROXY: 'http://127.0.0.1:9',
-    HTTPS_PROXY: 'http://127.0.0.1:9',
-    http_proxy: 'http://127.0.0.1:9',
-    https_proxy: 'http://127.0.0.1:9',
-    NO_PROXY: '127.0.0.1,localhost',
-    no_proxy: '127.0.0.1,localhost',
-  };
+  const env = realSdkEnv(server.url, home);
   return new Promise((resolve, reject) => {
     const child = spawn(wandbPython(), [join(home, 'real_sys.py')], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

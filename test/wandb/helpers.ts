@@ -75,3 +75,35 @@ export async function waitFor(check: () => boolean, timeoutMs = 10_000): Promise
     await sleep(10);
   }
 }
+
+/**
+ * The environment of a real `wandb` SDK process talking only to the test server: its files under
+ * `home`, no telemetry, anything else sent to a closed loopback port. `extra` adds or overrides.
+ */
+export function realSdkEnv(serverUrl: string, home: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: home,
+    WANDB_BASE_URL: serverUrl,
+    WANDB_API_KEY: API_KEY_40,
+    WANDB_MODE: 'online',
+    WANDB_SILENT: 'true',
+    WANDB_CONSOLE: 'off',
+    WANDB_DIR: home,
+    WANDB_CONFIG_DIR: home,
+    WANDB_CACHE_DIR: home,
+    WANDB_DATA_DIR: home,
+    WANDB_DISABLE_GIT: 'true',
+    WANDB_DISABLE_CODE: 'true',
+    WANDB_ERROR_REPORTING: 'false',
+    WANDB_DISABLE_JOB_CREATION: 'true',
+    DO_NOT_TRACK: '1',
+    HTTP_PROXY: 'http://127.0.0.1:9',
+    HTTPS_PROXY: 'http://127.0.0.1:9',
+    http_proxy: 'http://127.0.0.1:9',
+    https_proxy: 'http://127.0.0.1:9',
+    NO_PROXY: '127.0.0.1,localhost',
+    no_proxy: '127.0.0.1,localhost',
+    ...extra,
+  };
+}

@@ -14,7 +14,7 @@ import { WandbClient } from '../../src/wandb/WandbClient.js';
 import { wandbPython } from '../services/index.js';
 import { RUN_CRITICAL_OPERATIONS, WandbTestServer, parseExtendedJson } from './server.js';
 import type { RecordedRequest, StoredWandbRun } from './server.js';
-import { API_KEY_40, testLogger } from './helpers.js';
+import { API_KEY_40, realSdkEnv, testLogger } from './helpers.js';
 
 const SCRIPT = `
 import json, math, sys
@@ -79,34 +79,7 @@ function runScript(spec: RunSpec | string, source = SCRIPT): Promise<{ code: num
   const home = mkdtempSync(join(dir, 'home-'));
   const script = join(dir, source === SCRIPT ? 'real_run.py' : 'real_scan.py');
   writeFileSync(script, source);
-  const env: Record<string, string> = {
-    PATH: process.env.PATH ?? '/usr/bin:/bin',
-    HOME: home,
-    WANDB_BASE_URL: server.url,
-    WANDB_API_KEY: API_KEY_40,
-    WANDB_MODE: 'online',
-    WANDB_SILENT: 'true',
-    WANDB_CONSOLE: 'off',
-    WANDB_DIR: home,
-    WANDB_CONFIG_DIR: home,
-    WANDB_CACHE_DIR: home,
-    WANDB_DATA_DIR: home,
-    WANDB_DISABLE_GIT: 'true',
-    WANDB_DISABLE_CODE: 'true',
-    WANDB_ERROR_REPORTING: 'false',
-    WANDB_X_DISABLE_STATS: 'true',
-    WANDB_X_DISABLE_MACHINE_INFO: 'true',
-    WANDB_DISABLE_JOB_CREATION: 'true',
-    DO_NOT_TRACK: '1',
-    // Anything but the test server goes to a closed loopback port.
-    HTTP_PROXY: 'http://127.0.0.1:9',
-    HTTPS_PROXY: 'http://127.0.0.1:9',
-    http_proxy: 'http://127.0.0.1:9',
-    https_proxy: 'http://127.0.0.1:9',
-    NO_PROXY: '127.0.0.1,localhost',
-    no_proxy: '127.0.0.1,localhost',
-    PYTHONUNBUFFERED: '1',
-  };
+  const env = realSdkEnv(server.url, home, { WANDB_X_DISABLE_STATS: 'true', WANDB_X_DISABLE_MACHINE_INFO: 'true', PYTHONUNBUFFERED: '1' });
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn(python, [script, typeof spec === 'string' ? spec : JSON.stringify(spec)], { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
