@@ -18,21 +18,10 @@ import { setupOrFail } from '../otel/real/util.js';
 import { readBackWithPython } from '../mlflow/helpers.js';
 import type { PyRun } from '../mlflow/helpers.js';
 import { startBridgeCollector } from '../bridge/pipeline.js';
+import { MLFLOW_SYSTEM_KEYS, PROCESS_KEYS } from './keys.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
-/** MLflow's system metric keys without GPUs (mlflow/system_metrics: cpu, disk and network monitors), and runtel's process keys. */
-export const MLFLOW_SYSTEM_KEYS = [
-  'system/cpu_utilization_percentage',
-  'system/system_memory_usage_megabytes',
-  'system/system_memory_usage_percentage',
-  'system/disk_usage_percentage',
-  'system/disk_usage_megabytes',
-  'system/disk_available_megabytes',
-  'system/network_receive_megabytes',
-  'system/network_transmit_megabytes',
-];
-const PROCESS_KEYS = ['system/process_cpu_percentage', 'system/process_memory_rss_megabytes', 'system/process_heap_used_megabytes', 'system/event_loop_delay_p99_milliseconds'];
 
 let mlflow: MlflowHandle | undefined;
 let bridge: RuntelBridge | undefined;

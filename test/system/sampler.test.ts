@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InMemoryLogger, createLoggerFromEnv } from '../../src/index.js';
 import type { SystemMetricsEvent } from '../../src/core/events.js';
+import { MLFLOW_SYSTEM_KEYS, PROCESS_KEYS } from './keys.js';
 
 const ENV = ['RUNTEL_SYSTEM_METRICS', 'MLFLOW_ENABLE_SYSTEM_METRICS_LOGGING', 'RUNTEL_SYSTEM_METRICS_INTERVAL_MILLIS'] as const;
 const saved = Object.fromEntries(ENV.map((k) => [k, process.env[k]]));
@@ -20,20 +21,7 @@ afterEach(() => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const samples = (logger: InMemoryLogger) => logger.backend.events.filter((e): e is SystemMetricsEvent => e.type === 'system_metrics');
 
-const HOST_KEYS = [
-  'system/cpu_utilization_percentage',
-  'system/system_memory_usage_megabytes',
-  'system/system_memory_usage_percentage',
-  'system/disk_usage_percentage',
-  'system/disk_usage_megabytes',
-  'system/disk_available_megabytes',
-  'system/network_receive_megabytes',
-  'system/network_transmit_megabytes',
-  'system/process_cpu_percentage',
-  'system/process_memory_rss_megabytes',
-  'system/process_heap_used_megabytes',
-  'system/event_loop_delay_p99_milliseconds',
-];
+const HOST_KEYS = [...MLFLOW_SYSTEM_KEYS, ...PROCESS_KEYS];
 
 describe('bad input: a clear error naming the option or variable', () => {
   it.each(['yes', 'on', 'ture', '2'])('RUNTEL_SYSTEM_METRICS=%s', (value) => {
