@@ -71,6 +71,8 @@ export interface MlflowRunState {
   artifacts: Array<ArtifactEvent & { seq: number }>;
   /** Tags are last-write-wins: one request carrying tags at a time keeps them in order. */
   tagsInflight: boolean;
+  /** log-batch requests of this run in flight. */
+  batchesInFlight: number;
   /** When the last `runtel.heartbeat` tag was taken for sending. */
   beatAt: number;
   /** The MLflow id of a parent in another process (RUNTEL_PARENT_RUN_ID), being looked up. */
@@ -222,6 +224,10 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const now = Date.now();
     // The heartbeat rides along: a run that logs steadily needs no request of its own.
     const beat = now - state.beatAt >= c.heartbeatIntervalMillis / 4;
+    // Metrics alone that do not fill a batch wait while another of the run's batches is in flight:
+    // its answer brings the next data (a Collector sends more once answered), and MLflow takes one
+    // full request faster than two part-filled ones. With nothing in flight they go at once.
+    if (state.batchesInFlight > 0 && state.metrics.length < c.maxMetricsPerBatch && state.params.length === 0 && state.ownTags.length === 0 && (state.tagsInflight || state.tags.length === 0)) return undefined;
     const own = state.ownTags.splice(0);
     const ownCount = own.length + (beat && !own.some((t) => t.key === RUNTEL_HEARTBEAT_TAG) ? 1 : 0);
     const params = state.params.splice(0, c.maxParamsPerBatch);
@@ -241,7 +247,9 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     }
     const carriesTags = tags.length > 0;
     if (carriesTags) state.tagsInflight = true;
+    state.batchesInFlight++;
     const release = (): void => {
+      state.batchesInFlight--;
       if (carriesTags) state.tagsInflight = false;
     };
     const body = {
@@ -292,7 +300,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   private _newState(runtelId: string): MlflowRunState {
     return {
-      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], ownTags: [], artifacts: [], tagsInflight: false, beatAt: 0,
+      runtelId, started: undefined, mlflowId: undefined, artifactRoot: undefined, metrics: [], metricSeqs: [], params: [], paramValues: new Map(), tags: [], ownTags: [], artifacts: [], tagsInflight: false, batchesInFlight: 0, beatAt: 0,
     };
   }
 

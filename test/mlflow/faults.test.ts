@@ -101,6 +101,33 @@ describe('MLflow faults (SQLite)', () => {
     await proxy.close();
   });
 
+  it('a slow server gets full batches: metrics that do not fill one wait while another of the run\'s batches is in flight', async () => {
+    const sizes: number[] = [];
+    // Each log-batch is held 1.5 s: the first is still in flight at the next tick (500 ms) and after it.
+    const proxy = await faultyProxy(mlflow.server.port, (path, body) => {
+      if (path.endsWith('/runs/log-batch')) sizes.push((JSON.parse(body) as { metrics?: unknown[] }).metrics?.length ?? 0);
+      return { forward: true, delayMillis: path.endsWith('/runs/log-batch') ? 1500 : 0 };
+    });
+    const logger = new MlflowLogger({ trackingUri: proxy.url, onError: () => undefined });
+    const run = logger.startRun({ name: 'full-batches', experiment: 'slow' });
+    await logger.forceFlush();
+    let step = 0;
+    const log = (n: number) => {
+      for (let i = 0; i < n; i++, step++) run.logMetrics({ loss: step }, { step });
+    };
+    log(1000); // a full batch: sent at once
+    log(10);
+    await sleep(800);
+    log(980);
+    await run.finish();
+    await logger.shutdown();
+    await proxy.close();
+    // Without the wait: [1000, 10, 980] (the 10 would go at the first tick, the first batch still in flight).
+    expect(sizes.filter((n) => n > 0)).toEqual([1000, 990]);
+    const stored = (await runsByRuntelId(mlflow.client, 'slow')).get(run.id)!;
+    expect((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).length).toBe(1990);
+  }, 60_000);
+
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
     const pool = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)' });
     let batches = 0;
@@ -173,13 +200,13 @@ function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: strin
 type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean } | { status: number; body: string };
 
 /** An HTTP proxy to MLflow that asks `decide` what to do with each request. */
-async function faultyProxy(targetPort: number, decide: (path: string) => ProxyAction): Promise<{ url: string; close(): Promise<void> }> {
+async function faultyProxy(targetPort: number, decide: (path: string, body: string) => ProxyAction): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
   const proxy: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const action = decide(req.url ?? '');
+      const action = decide(req.url ?? '', Buffer.concat(chunks).toString());
       if (!('forward' in action)) {
         res.writeHead(action.status, { 'content-type': 'application/json' });
         res.end(action.body);
