@@ -17,7 +17,8 @@ What it writes, per run:
 * log records in the run span's context, their type in the record's ``event_name`` field:
   ``ml.run.start`` (identity, params, tags), ``ml.params`` / ``ml.tags`` (later or overflowing
   params and tags), ``ml.metric`` (one record per point: ``ml.metric.key``, ``ml.metric.value``,
-  ``ml.metric.step``, at the point's time), ``ml.run.end`` (``ml.run.status``, ``exception.*``),
+  ``ml.metric.step``, at the point's time), ``ml.run.end`` (``ml.run.status``, ``exception.*``,
+  ``ml.run.metric_records_count``),
   ``ml.run.heartbeat`` (``ml.run.id``) when a running run emitted nothing else for
   ``RUNTEL_HEARTBEAT_INTERVAL_MILLIS`` (default 30000), so the bridge can tell a quiet run from one
   whose process died (it finishes those ``crashed``);
@@ -290,6 +291,7 @@ class Run:
         self._start_ns = time.time_ns()
         self._lock = threading.Lock()
         self._latest: dict[str, tuple[int, int, int | float | str]] = {}  # key -> (step, time, value)
+        self._metric_records = 0  # ml.metric records emitted; ml.run.end carries the count
         self._max_step: Optional[int] = None
         # Params and tags on the span: 89 of the SDK's default 128 attributes, as runtel's JS
         # logger; the rest is counted in ml.run.dropped_*_count (the log records carry them all).
@@ -366,6 +368,7 @@ class Run:
         step = int(step)
         self._emit("ml.metric", {"ml.metric.key": key, "ml.metric.value": encoded, "ml.metric.step": step, "ml.run.id": self.id}, ts)
         with self._lock:
+            self._metric_records += 1
             latest = self._latest.get(key)
             if latest is None or (step, ts) >= (latest[0], latest[1]):
                 self._latest[key] = (step, ts, encoded)
@@ -391,7 +394,8 @@ class Run:
             self.status = status
             latest = dict(self._latest)
         end_ns = max(time.time_ns(), self._start_ns)
-        end_attrs: dict[str, Any] = {"ml.run.id": self.id, "ml.run.status": status}
+        # The records its end counts: a bridge that has them all forwards the end without waiting for late ones.
+        end_attrs: dict[str, Any] = {"ml.run.id": self.id, "ml.run.status": status, "ml.run.metric_records_count": self._metric_records}
         if error is not None:
             end_attrs["exception.type"] = type(error).__name__
             end_attrs["exception.message"] = str(error)

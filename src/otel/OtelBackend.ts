@@ -30,6 +30,7 @@ import {
   ATTR_RUN_NAME,
   ATTR_RUN_PARENT_ID,
   ATTR_RUN_RESUMED,
+  ATTR_RUN_METRIC_RECORDS_COUNT,
   ATTR_RUN_STATUS,
   ATTR_SYSTEM_STEP,
   EVENT_ARTIFACT,
@@ -74,6 +75,8 @@ interface RunState {
   active: boolean;
   /** Since when the heartbeat timer has seen the run quiet (or last sent a heartbeat for it). */
   quietSince: number;
+  /** ml.metric and ml.system records emitted: its end says how many (ATTR_RUN_METRIC_RECORDS_COUNT). */
+  metricRecords: number;
 }
 
 interface Instruments {
@@ -246,6 +249,7 @@ export class OtelBackend implements RunBackend {
     const runId = run.id;
     const latestByKey = run.metrics.latest;
     run.active = true;
+    let emitted = 0;
     for (const key in values) {
       const value = values[key]!;
       if (gate === undefined || gate.hasRoom()) {
@@ -258,6 +262,7 @@ export class OtelBackend implements RunBackend {
         };
         if (records.eventNameAttribute) attributes[ATTR_EVENT_NAME] = EVENT_METRIC;
         logger.emit({ eventName: EVENT_METRIC, timestamp, context: ctx, attributes });
+        emitted++;
       } else {
         gate.countRefused(1);
       }
@@ -274,6 +279,7 @@ export class OtelBackend implements RunBackend {
       }
     }
     if (step > run.metrics.maxStep) run.metrics.maxStep = step;
+    run.metricRecords += emitted;
   }
 
   private _onStarted(event: RunStartedEvent): void {
@@ -300,6 +306,7 @@ export class OtelBackend implements RunBackend {
       ended: undefined,
       active: false,
       quietSince: Date.now(),
+      metricRecords: 0,
     };
     this._runs.set(run.id, run);
     this._ensureHeartbeats();
@@ -344,6 +351,7 @@ export class OtelBackend implements RunBackend {
     const attributes: LogAttributes = { [ATTR_RUN_ID]: run.id, [ATTR_SYSTEM_STEP]: event.step };
     for (const key in event.values) if (key.startsWith(SYSTEM_PREFIX)) attributes[SYSTEM_ATTR_PREFIX + key.slice(SYSTEM_PREFIX.length)] = event.values[key]!;
     instruments.records.emit(run.ctx, EVENT_SYSTEM, event.timestamp, attributes);
+    run.metricRecords++;
     instruments.system ??= new SystemGauges(instruments.meter);
     instruments.system.sample(run.id, { [ATTR_RUN_ID]: run.id, [ATTR_RUN_NAME]: run.name, [ATTR_EXPERIMENT_NAME]: run.experiment }, event.values);
   }
@@ -373,7 +381,7 @@ export class OtelBackend implements RunBackend {
   private _end(run: RunState, event: RunFinishedEvent): void {
     const { records, gauges } = this._instruments!;
     const span = run.span;
-    span.setAttributes({ [ATTR_RUN_STATUS]: event.status, ...run.budget.finalAttributes(run.metrics.latest) });
+    span.setAttributes({ [ATTR_RUN_STATUS]: event.status, [ATTR_RUN_METRIC_RECORDS_COUNT]: run.metricRecords, ...run.budget.finalAttributes(run.metrics.latest) });
     const error = event.error;
     if (error !== undefined) {
       const exception = error.stack === undefined ? { name: error.type, message: error.message } : { name: error.type, message: error.message, stack: error.stack };
@@ -382,7 +390,7 @@ export class OtelBackend implements RunBackend {
     if (event.status === 'success') span.setStatus({ code: SpanStatusCode.OK });
     else if (event.status === 'failed') span.setStatus({ code: SpanStatusCode.ERROR, message: error === undefined ? 'failed' : `${error.type}: ${error.message}` });
     else span.setStatus({ code: SpanStatusCode.ERROR, message: event.status });
-    records.end(run.ctx, run.id, event.status, error, event.endTime);
+    records.end(run.ctx, run.id, event.status, error, event.endTime, run.metricRecords);
     span.end(event.endTime);
     gauges.finished(run.metrics, event.status, run.experiment, event.endTime - run.startTime);
   }

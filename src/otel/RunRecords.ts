@@ -12,6 +12,7 @@ import {
   ATTR_EXCEPTION_STACKTRACE,
   ATTR_EXCEPTION_TYPE,
   ATTR_RUN_ID,
+  ATTR_RUN_METRIC_RECORDS_COUNT,
   ATTR_RUN_STATUS,
   EVENT_PARAMS,
   EVENT_RUN_END,
@@ -60,9 +61,10 @@ export class RunRecords {
     this.chunked(ctx, runId, EVENT_TAGS, TAG_PREFIX, Object.entries(tags), time);
   }
 
-  /** ml.run.end, with the exception of a failed run. */
-  end(ctx: Context, runId: string, status: FinalRunStatus, error: ErrorInfo | undefined, time: number): void {
+  /** ml.run.end, with the exception of a failed run, and the count of metric records when this process emitted them. */
+  end(ctx: Context, runId: string, status: FinalRunStatus, error: ErrorInfo | undefined, time: number, metricRecords?: number): void {
     const record: LogAttributes = { [ATTR_RUN_ID]: runId, [ATTR_RUN_STATUS]: status };
+    if (metricRecords !== undefined) record[ATTR_RUN_METRIC_RECORDS_COUNT] = metricRecords;
     if (error !== undefined) {
       record[ATTR_EXCEPTION_TYPE] = error.type;
       record[ATTR_EXCEPTION_MESSAGE] = error.message;

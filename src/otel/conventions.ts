@@ -31,6 +31,11 @@ export const ATTR_RUN_DROPPED_PARAMS = 'ml.run.dropped_params_count';
 export const ATTR_RUN_DROPPED_TAGS = 'ml.run.dropped_tags_count';
 /** On the span: metric summaries (`ml.metric.<key>`) that did not fit in the span's attribute limit. */
 export const ATTR_RUN_DROPPED_METRICS = 'ml.run.dropped_metrics_count';
+/**
+ * On ml.run.end and the run span: the `ml.metric` and `ml.system` records the run emitted before its
+ * end. A bridge that has received them all forwards the end at once instead of waiting for late ones.
+ */
+export const ATTR_RUN_METRIC_RECORDS_COUNT = 'ml.run.metric_records_count';
 
 // ---- Metric point log records ----
 export const ATTR_METRIC_KEY = 'ml.metric.key';

@@ -300,6 +300,36 @@ describe("a run's end waits for its last records", () => {
     expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'run_finished', 'metrics@2']);
   });
 
+  // ml.run.metric_records_count: the ml.metric and ml.system records the run emitted before its end.
+  const countedEnd = (count: number) => ({ ...end, attributes: { ...end.attributes, 'ml.run.metric_records_count': { intValue: String(count) } } });
+
+  it('an end that counts its records is forwarded once they have all arrived, without waiting out the window', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 60_000 });
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), metric(1), countedEnd(2)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'run_finished']);
+  });
+
+  it('a counted end waits for the records still missing; a resent record does not count twice', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 60_000 });
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), countedEnd(3)]), JSON_TYPE)).status).toBe(200);
+    // The same request again (a retry), then one of the two missing records.
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), countedEnd(3)]), JSON_TYPE)).status).toBe(200);
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([metric(1), metric(0)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1']);
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([metric(2)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2', 'run_finished']);
+  });
+
+  it('a bad count (not a non-negative integer) is ignored: the end waits out the window as without one', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 300 });
+    const bad = { ...end, attributes: { ...end.attributes, 'ml.run.metric_records_count': { stringValue: 'many' } } };
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), bad]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0']);
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'run_finished']);
+    expect(bridge.stats().rejectedLogRecords).toBe(0);
+  });
+
   it('close() forwards a held end at once', async () => {
     const { bridge, backend } = await start({ finishSettleMillis: 60_000 });
     expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), end]), JSON_TYPE)).status).toBe(200);

@@ -92,8 +92,20 @@ describe('OtelLogger log records', () => {
     expect(millis(mine[0]!.hrTime)).toBe(millis(span.startTime));
     expect(mine[1]!.attributes).toEqual({ 'ml.run.id': run.id, 'ml.param.batch': '32' });
     expect(mine[2]!.attributes).toEqual({ 'ml.run.id': run.id, 'ml.tag.phase': 'fit' });
-    expect(mine[3]!.attributes).toEqual({ 'ml.run.id': run.id, 'ml.run.status': 'success' });
+    expect(mine[3]!.attributes).toEqual({ 'ml.run.id': run.id, 'ml.run.status': 'success', 'ml.run.metric_records_count': 0 });
     expect(millis(mine[3]!.hrTime)).toBe(millis(span.endTime));
+  });
+
+  it('ml.run.end and the span count the ml.metric records the run emitted (a bridge forwards the end once it has them all)', async () => {
+    otel = pipelines();
+    const run = otel.logger.startRun({ name: 'counted' });
+    for (let step = 0; step < 3; step++) run.logMetrics({ loss: 1 / (step + 1), acc: step / 3 }, { step });
+    run.logMetrics({ loss: 0.1 }, { step: 3 });
+    await run.finish();
+    const end = otel.records('ml.run.end').find((r) => r.attributes['ml.run.id'] === run.id)!;
+    expect(otel.records('ml.metric').filter((r) => r.attributes['ml.run.id'] === run.id)).toHaveLength(7);
+    expect(end.attributes['ml.run.metric_records_count']).toBe(7);
+    expect(spanByName(otel.spans(), 'counted').attributes['ml.run.metric_records_count']).toBe(7);
   });
 
   it('emits ml.artifact (span event and record) with the sha256 once hashed, before the run ends', async () => {

@@ -38,6 +38,7 @@ describe('OtelLogger spans', () => {
       'ml.tag.team': 'vision-2',
       'ml.tag.stage': 'dev',
       'ml.run.status': 'success',
+      'ml.run.metric_records_count': 5,
       'ml.metric.loss': 0.4,
       'ml.metric.acc': 0.5,
     });

@@ -23,6 +23,50 @@ describe('OtelRunTranslator', () => {
     ]);
   });
 
+  it('complete(): every ml.metric and ml.system record the end counts has arrived, resent ones counted once', () => {
+    const t = new OtelRunTranslator();
+    const metric = (step: number) => rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': step, 'ml.metric.step': step }, 1001 + step);
+    const system = rec('ml.system', { 'ml.system.step': 0, 'ml.system.cpu_utilization_percentage': 5 }, 1500);
+    const end = rec('ml.run.end', { 'ml.run.status': 'success', 'ml.run.metric_records_count': 3 }, 2000);
+    t.logs([start, metric(0), end]);
+    expect(t.complete(id)).toBe(false);
+    t.logs([start, metric(0), end]); // a resend
+    expect(t.complete(id)).toBe(false);
+    t.logs([system]);
+    expect(t.complete(id)).toBe(false);
+    t.logs([metric(1)]);
+    expect(t.complete(id)).toBe(true);
+    // No count (older emitters, a supervisor's crashed end): never complete, the bridge waits out its window.
+    const other = 'b'.repeat(32);
+    t.logs([{ eventName: 'ml.run.end', attributes: { 'ml.run.id': other, 'ml.run.status': 'crashed' }, timeMillis: 5 }]);
+    expect(t.complete(other)).toBe(false);
+    expect(t.complete('c'.repeat(32))).toBe(false);
+  });
+
+  it('complete(): the count also comes from the run span, and a resumed run counts its new process only', () => {
+    const t = new OtelRunTranslator();
+    const metric = (step: number) => rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': step, 'ml.metric.step': step }, 1001 + step);
+    t.spans([{ name: 'r', attributes: { 'ml.run.id': id, 'ml.run.status': 'success', 'ml.run.metric_records_count': 1 }, startMillis: 1000, endMillis: 2000, status: { code: 1 }, events: [] }]);
+    expect(t.complete(id)).toBe(false);
+    t.logs([metric(0)]);
+    expect(t.complete(id)).toBe(true);
+    // Resumed elsewhere: its records so far do not count for the new end.
+    t.logs([rec('ml.run.start', { 'ml.run.name': 'r', 'ml.run.resumed': true }, 3000), metric(5), rec('ml.run.end', { 'ml.run.status': 'success', 'ml.run.metric_records_count': 2 }, 4000)]);
+    expect(t.complete(id)).toBe(false);
+    t.logs([metric(6)]);
+    expect(t.complete(id)).toBe(true);
+  });
+
+  it('complete() is false once de-duplication forgot the run\'s points (a resend could no longer be told apart)', () => {
+    const t = new OtelRunTranslator({ maxSeenPoints: 2 });
+    const metric = (run: string, step: number): OtelLogInput => ({ eventName: 'ml.metric', attributes: { 'ml.run.id': run, 'ml.metric.key': 'loss', 'ml.metric.value': step, 'ml.metric.step': step }, timeMillis: 1001 + step });
+    const other = 'b'.repeat(32);
+    t.logs([metric(id, 0), metric(id, 1), rec('ml.run.end', { 'ml.run.status': 'success', 'ml.run.metric_records_count': 2 }, 2000)]);
+    expect(t.complete(id)).toBe(true);
+    t.logs([metric(other, 0)]); // past maxSeenPoints: the least recently active run forgets
+    expect(t.complete(id)).toBe(false);
+  });
+
   it('a resent batch adds nothing', () => {
     const t = new OtelRunTranslator();
     const batch = [start, rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 1, 'ml.metric.step': 0 }, 1001)];

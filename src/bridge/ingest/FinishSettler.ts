@@ -3,7 +3,8 @@
 // so a run's span (its end) often arrives before the last of its metric records. MLflow takes
 // points for a finished run, but W&B would see the run complete and then reopen it. Points that
 // arrive within the window go out before the finish; later ones are still forwarded (W&B's sender
-// streams them and completes the run again), so nothing is ever dropped here.
+// streams them and completes the run again), so nothing is ever dropped here. An end that counts
+// its run's records (ml.run.metric_records_count) is let go as soon as they have all arrived.
 
 import type { RunEvent } from '../../core/events.js';
 
@@ -49,6 +50,15 @@ export class FinishSettler {
   /** Resolves once the run's held finish has been forwarded (at once when none is held). */
   released(runId: string): Promise<void> {
     return this._held.get(runId)?.released ?? Promise.resolve();
+  }
+
+  /** Forwards the run's held finish now, if one is held (its records have all arrived). */
+  release(runId: string): void {
+    const out: RunEvent[] = [];
+    const release = this._releaseRun(runId, out);
+    if (release === undefined) return;
+    this._release(out);
+    release();
   }
 
   /** Forwards every held finish now (shutdown). */

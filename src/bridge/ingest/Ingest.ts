@@ -166,6 +166,7 @@ export class Ingest {
       else this._stale.forget(runId);
     }
     this._deliver(this._settler.take(events));
+    for (const runId of runs.touched) if (this._translator.complete(runId)) this._settler.release(runId);
     this._stats.rejectedLogRecords += rejected;
     const undelivered = await this._acknowledged(runs.touched, events);
     const notes: string[] = [];

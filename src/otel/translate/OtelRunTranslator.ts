@@ -22,6 +22,7 @@ import {
   ATTR_METRIC_STEP,
   ATTR_METRIC_VALUE,
   ATTR_RUN_ID,
+  ATTR_RUN_METRIC_RECORDS_COUNT,
   ATTR_RUN_NAME,
   ATTR_RUN_PARENT_ID,
   ATTR_RUN_RESUMED,
@@ -63,6 +64,10 @@ interface RunMemo {
   resumeNext: boolean;
   /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
   seen: Set<string>;
+  /** Distinct ml.metric and ml.system records received since the run (re)started. */
+  received: number;
+  /** How many of them its end says it emitted (ATTR_RUN_METRIC_RECORDS_COUNT), once an end said it. */
+  expected: number | undefined;
 }
 
 const STATUS_VALUES: ReadonlySet<string> = new Set(['success', 'failed', 'killed', 'crashed']);
@@ -146,6 +151,15 @@ export class OtelRunTranslator {
     return [event];
   }
 
+  /**
+   * Whether every ml.metric and ml.system record the run's end counts has arrived. False when no end
+   * gave a count, and when de-duplication stopped remembering the run's points (it could not tell).
+   */
+  complete(runId: string): boolean {
+    const memo = this._runs.get(runId);
+    return memo?.expected !== undefined && memo.received >= memo.expected;
+  }
+
   /** Whether the run is known and not finished (a run only heard of through heartbeats is not started). */
   isOpen(runId: string): boolean {
     const memo = this._runs.get(runId);
@@ -163,6 +177,7 @@ export class OtelRunTranslator {
       }
       const memo = this._memo(runId);
       this._revive(runId, memo, span.startMillis, out);
+      memo.expected ??= asInteger(span.attributes[ATTR_RUN_METRIC_RECORDS_COUNT]);
       if (!memo.started) out.push(this._started(runId, span.attributes, span.startMillis, memo));
       else if (memo.provisional) {
         // No ml.run.start came: the span carries the params and tags.
@@ -208,6 +223,9 @@ export class OtelRunTranslator {
         if (resumed) {
           memo.finished = false;
           memo.crashed = false;
+          // Another process's records: its end counts only those.
+          memo.received = 0;
+          memo.expected = undefined;
         }
         const event = this._started(runId, a, record.timeMillis, memo);
         if (resumed) event.resumed = true;
@@ -267,6 +285,8 @@ export class OtelRunTranslator {
         return;
       }
       case EVENT_RUN_END: {
+        // Read even from a second end: the run span (no count from older SDKs) may have ended it first.
+        memo.expected ??= asInteger(a[ATTR_RUN_METRIC_RECORDS_COUNT]);
         if (memo.finished) return this._duplicate();
         const status = asStatus(a[ATTR_RUN_STATUS]);
         if (status === undefined) throw new TypeError('ml.run.end without a valid ml.run.status');
@@ -330,7 +350,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new Set() };
+      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new Set(), received: 0, expected: undefined };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;
@@ -349,13 +369,18 @@ export class OtelRunTranslator {
   private _forgetOldestPoints(keep: RunMemo): void {
     for (const memo of this._runs.values()) {
       if (memo === keep || memo.seen.size === 0) continue;
-      this._seenTotal -= memo.seen.size;
-      memo.seen.clear();
+      this._forget(memo);
       return;
     }
     // Only the current run has points: it starts over.
-    this._seenTotal -= keep.seen.size;
-    keep.seen.clear();
+    this._forget(keep);
+  }
+
+  private _forget(memo: RunMemo): void {
+    this._seenTotal -= memo.seen.size;
+    memo.seen.clear();
+    // A resent point would now count again: whether all have arrived can no longer be told.
+    memo.received = Number.NEGATIVE_INFINITY;
   }
 
   /**
@@ -380,10 +405,12 @@ export class OtelRunTranslator {
     return out;
   }
 
+  /** Remembers a new point. Past the bounds it is not counted received either: a resend could not be told apart. */
   private _remember(memo: RunMemo, id: string): void {
     if (memo.seen.size >= this._maxSeen) return;
     if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
     memo.seen.add(id);
+    memo.received++;
     this._seenTotal++;
   }
 

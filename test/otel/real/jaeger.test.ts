@@ -171,7 +171,7 @@ describe('OtelLogger → OTLP/HTTP → Jaeger v2', () => {
       'ml.tag.best_trial_name': best.name,
       'ml.tag.best_value': String(best.value),
     });
-    expect(tagsWithPrefix(parent.tags, 'ml.run.')).toEqual({ 'ml.run.id': summary!.runId, 'ml.run.name': 'jaeger-sweep', 'ml.run.status': 'success' });
+    expect(tagsWithPrefix(parent.tags, 'ml.run.')).toEqual({ 'ml.run.id': summary!.runId, 'ml.run.name': 'jaeger-sweep', 'ml.run.status': 'success', 'ml.run.metric_records_count': 3 });
     expect(tagValue(parent, 'ml.experiment.name')).toBe('jaeger-sweep');
 
     for (const trial of summary!.trials) {
