@@ -67,6 +67,15 @@ describe('OtelRunTranslator', () => {
     expect(t.complete(id)).toBe(false);
   });
 
+  it('a point is its key, step and time: the same step at another time is another point, a system sample never collides with one', () => {
+    const t = new OtelRunTranslator();
+    const point = (step: number, time: number) => rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': time, 'ml.metric.step': step }, time);
+    expect(t.logs([start, point(1, 10), point(1, 11), point(1, 12), point(2, 10)]).filter((e) => e.type === 'metrics')).toHaveLength(4);
+    expect(t.logs([point(1, 12), point(1, 10), point(2, 10), point(1, 11)])).toEqual([]);
+    expect(t.logs([rec('ml.system', { 'ml.system.step': 1, 'ml.system.cpu_utilization_percentage': 5 }, 10)])).toHaveLength(1);
+    expect(t.seenPoints).toBe(5);
+  });
+
   it('a resent batch adds nothing', () => {
     const t = new OtelRunTranslator();
     const batch = [start, rec('ml.metric', { 'ml.metric.key': 'loss', 'ml.metric.value': 1, 'ml.metric.step': 0 }, 1001)];

@@ -41,6 +41,7 @@ import {
 } from '../conventions.js';
 import { validateKey } from '../../core/validation.js';
 import type { OtelLogInput, OtelSpanInput } from './inputs.js';
+import { SeenPoints } from './SeenPoints.js';
 import { systemEvent } from './system.js';
 
 export interface TranslatorStats {
@@ -62,14 +63,15 @@ interface RunMemo {
   identity: Pick<RunStartedEvent, 'name' | 'experiment' | 'parentId'> | undefined;
   /** A crashed run this translator never saw start speaks again: its first start is a resume. */
   resumeNext: boolean;
-  /** Metric points already seen, `key\0step\0timestamp`, so a resent batch adds nothing. */
-  seen: Set<string>;
+  /** Metric points already seen, so a resent batch adds nothing. */
+  seen: SeenPoints;
   /** Distinct ml.metric and ml.system records received since the run (re)started. */
   received: number;
   /** How many of them its end says it emitted (ATTR_RUN_METRIC_RECORDS_COUNT), once an end said it. */
   expected: number | undefined;
 }
 
+const SYSTEM_SEEN_KEY = '\0system';
 const STATUS_VALUES: ReadonlySet<string> = new Set(['success', 'failed', 'killed', 'crashed']);
 const SPAN_STATUS_ERROR = 2;
 
@@ -247,9 +249,8 @@ export class OtelRunTranslator {
         // Other SDKs' keys are not checked where they were logged: one MLflow refuses would fail a whole batch.
         validateKey(key, 'metric');
         const value = fromMetricAttributeValue(a[ATTR_METRIC_VALUE]);
-        const id = `${key}\0${step}\0${record.timeMillis}`;
-        if (memo.seen.has(id)) return this._duplicate();
-        this._remember(memo, id);
+        if (memo.seen.has(key, step, record.timeMillis)) return this._duplicate();
+        this._remember(memo, key, step, record.timeMillis);
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         const last = out[out.length - 1];
         if (last?.type === 'metrics' && last.runId === runId && last.step === step && last.timestamp === record.timeMillis && !(key in last.values)) {
@@ -261,9 +262,9 @@ export class OtelRunTranslator {
       }
       case EVENT_SYSTEM: {
         const event = systemEvent(runId, a, record.timeMillis);
-        const id = `\0system\0${event.step}\0${record.timeMillis}`;
-        if (memo.seen.has(id)) return this._duplicate();
-        this._remember(memo, id);
+        // No metric key starts with NUL: system samples cannot collide with points.
+        if (memo.seen.has(SYSTEM_SEEN_KEY, event.step, record.timeMillis)) return this._duplicate();
+        this._remember(memo, SYSTEM_SEEN_KEY, event.step, record.timeMillis);
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         out.push(event);
         return;
@@ -350,7 +351,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new Set(), received: 0, expected: undefined };
+      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;
@@ -406,10 +407,10 @@ export class OtelRunTranslator {
   }
 
   /** Remembers a new point. Past the bounds it is not counted received either: a resend could not be told apart. */
-  private _remember(memo: RunMemo, id: string): void {
+  private _remember(memo: RunMemo, key: string, step: number, time: number): void {
     if (memo.seen.size >= this._maxSeen) return;
     if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
-    memo.seen.add(id);
+    memo.seen.add(key, step, time);
     memo.received++;
     this._seenTotal++;
   }
