@@ -15,7 +15,7 @@ export class SeenPoints {
   /** Adds a point that `has` said is new. */
   add(key: string, step: number, time: number): void {
     let steps = this._byKey.get(key);
-    if (steps === undefined) this._byKey.set(key, (steps = new Map()));
+    if (steps === undefined) this._byKey.set(key, (steps = new Map<number, number | number[]>()));
     const at = steps.get(step);
     // Usually one time per step; the same step logged again at another time is another point.
     if (at === undefined) steps.set(step, time);
