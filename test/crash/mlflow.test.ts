@@ -80,10 +80,15 @@ describe.each<Death>(['sigkill', 'oom'])('MLflow direct + JSONL, a trainer that 
     expect(early.code).toBe(0);
     if (Date.now() - beat < STALE_AFTER - 500) expect(early.stdout).not.toContain(before.info.run_id.slice(0, 8));
     // Each probe starts the CLI (a second or more on a loaded machine): the bound is generous, the figure above is what it took.
+    let lastProbe = '';
     const dry = await pollUntil('reap --dry-run to list the run', async () => {
       const out = await runtel(['reap', '--mlflow', '--stale-after', String(STALE_AFTER), '--dry-run', '-e', experiment], cliEnv());
+      lastProbe = `exit ${out.code} at ${Date.now() - diedAt} ms after the kill: ${out.stdout}${out.stderr}`;
       return out.stdout.includes(before.info.run_id.slice(0, 8)) ? out.stdout : undefined;
-    }, STALE_AFTER + 30_000, 250);
+    }, STALE_AFTER + 30_000, 250).catch((error: unknown) => {
+      // What the last probe said, so a timeout under load can be told from a run that is never listed.
+      throw new Error(`${String(error)}; last probe: ${lastProbe.slice(0, 2000)}`);
+    });
     expect(dry).toMatch(/would finish crashed: MLflow run crash-/);
     expect(dry).toMatch(/dry run: nothing changed/);
     expect((await runsByRuntelId(mlflow.client, experiment)).get(trainer.runId)!.info.status).toBe('RUNNING');
