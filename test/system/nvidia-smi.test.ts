@@ -94,6 +94,9 @@ describe('the collector with an nvidia-smi process', () => {
     const gpus = new NvidiaSmi(join(tmpdir(), 'no-such-dir', 'nvidia-smi'));
     const collector = new SystemCollector({ gpuTimeoutMillis: 5000, loopResolutionMillis: 20, gpus });
     try {
+      // CPU utilization is a rate since the collector was made, over the kernel's 10 ms CPU-time ticks:
+      // a sample taken sooner has no CPU key (it failed here once, sampled within a tick).
+      await new Promise((resolve) => setTimeout(resolve, 50));
       const values = await collector.sample();
       expect(Object.keys(values).some((k) => k.startsWith('system/gpu_'))).toBe(false);
       expect(values['system/cpu_utilization_percentage']).toBeGreaterThanOrEqual(0);
