@@ -14,6 +14,7 @@ import { InMemoryLogger } from '../src/backends/InMemoryLogger.js';
 import { listRuns } from '../src/backends/jsonl/store.js';
 import type { StoredRun } from '../src/backends/jsonl/store.js';
 import { lastMetricValues } from '../src/core/RunRecord.js';
+import { pidAlive } from './services/index.js';
 
 const TRIAL = fileURLToPath(new URL('./fixtures/trial-module.mjs', import.meta.url));
 const SWEEP = fileURLToPath(new URL('./fixtures/trial-sweep.mjs', import.meta.url));
@@ -28,18 +29,9 @@ async function pidFrom(file: string, timeoutMillis = 30_000): Promise<number> {
   return Number(readFileSync(file, 'utf8'));
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 async function gone(pid: number, timeoutMillis: number): Promise<number> {
   const started = Date.now();
-  while (alive(pid)) {
+  while (pidAlive(pid)) {
     if (Date.now() - started > timeoutMillis) throw new Error(`process ${pid} still runs after ${timeoutMillis} ms`);
     await sleep(20);
   }
@@ -192,7 +184,7 @@ describe("Experiment with isolation: 'process'", () => {
     const trialPid = await pidFrom(join(pids, '0.pid'));
     await logger.shutdown();
     await expect(search).rejects.toThrow(/interrupted: its run was finished killed from outside after 1 of 2 trials had started/);
-    expect(alive(trialPid)).toBe(false);
+    expect(pidAlive(trialPid)).toBe(false);
     const runs = listRuns(dir);
     expect(runs.map((r) => [r.record.name, r.record.status]).sort()).toEqual([
       ['proc-shutdown', 'killed'],

@@ -61,6 +61,16 @@ export function wandbPython(): string {
 }
 
 /** A TCP port that was free on 127.0.0.1 a moment ago. */
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();

@@ -15,17 +15,9 @@ import {
   startMlflow,
   startPostgres,
   startPrometheus,
+  pidAlive,
   wandbPython,
 } from './index.js';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function timed<T>(label: string, fn: () => Promise<T>): Promise<T> {
   const t0 = performance.now();
@@ -119,7 +111,7 @@ describe('Jaeger v2', () => {
     } finally {
       await jaeger.stop();
     }
-    expect(alive(jaeger.pid)).toBe(false);
+    expect(pidAlive(jaeger.pid)).toBe(false);
   });
 
   it('two instances run side by side on different ports', async () => {
@@ -181,12 +173,12 @@ service:
 
       await timed('otelcol-runtel restart', () => collector.restart());
       expect(collector.pid).not.toBe(firstPid);
-      expect(alive(firstPid)).toBe(false);
+      expect(pidAlive(firstPid)).toBe(false);
       expect((await fetch(healthUrl)).status).toBe(200);
     } finally {
       await collector.stop();
     }
-    expect(alive(collector.pid)).toBe(false);
+    expect(pidAlive(collector.pid)).toBe(false);
   });
 
   it('without readyUrl it waits for "Everything is ready" and reports bad configs with the log', async () => {
@@ -223,7 +215,7 @@ describe('Prometheus', () => {
       await prom.stop();
       await new Promise((resolve) => target.close(resolve));
     }
-    expect(alive(prom.pid)).toBe(false);
+    expect(pidAlive(prom.pid)).toBe(false);
   });
 });
 
@@ -252,8 +244,8 @@ describe('PostgreSQL', () => {
     } finally {
       await Promise.all([a.stop(), b.stop()]);
     }
-    expect(alive(a.pid)).toBe(false);
-    expect(alive(b.pid)).toBe(false);
+    expect(pidAlive(a.pid)).toBe(false);
+    expect(pidAlive(b.pid)).toBe(false);
   });
 });
 
@@ -291,7 +283,7 @@ describe.each(MLFLOW_STORES)('MLflow (%s store)', (store) => {
     } finally {
       await mlflow.stop();
     }
-    expect(alive(mlflow.pid)).toBe(false);
-    if (mlflow.postgres !== undefined) expect(alive(mlflow.postgres.pid)).toBe(false);
+    expect(pidAlive(mlflow.pid)).toBe(false);
+    if (mlflow.postgres !== undefined) expect(pidAlive(mlflow.postgres.pid)).toBe(false);
   }, 300_000);
 });
