@@ -1,6 +1,7 @@
 // The RunBackend behind every remote target. `onEvent` only queues (it runs inside logMetrics);
 // requests go out in the background, per run through the target's channels, each with its own
-// in-flight bound, and across runs within `maxConcurrentRequests`, round-robin.
+// in-flight bound, and across runs within a limit found by measuring, up to `maxConcurrentRequests`
+// (AdaptiveConcurrencyLimit.ts), round-robin.
 //
 // It knows, per run and per event, what has been delivered (see DeliveryTarget.ts), so a caller can
 // wait for exactly what it handed over (`whenDelivered`, `flushRun`); the bridge answers a request
@@ -10,6 +11,7 @@
 import type { RunBackend } from '../core/RunBackend.js';
 import type { RunEvent, RunFinishedEvent, RunStartedEvent } from '../core/events.js';
 import type { BackendFailure } from '../core/errors.js';
+import { AdaptiveConcurrencyLimit } from './AdaptiveConcurrencyLimit.js';
 import { DeliveryReports } from './DeliveryReports.js';
 import { flushTimeoutFromEnv } from '../core/env.js';
 import { heartbeatInterval } from '../core/liveness.js';
@@ -40,6 +42,9 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private readonly _reports: DeliveryReports;
   private _queuedPoints = 0;
   private _inflight = 0;
+  private readonly _limit: AdaptiveConcurrencyLimit;
+  /** The last pump left work waiting for a request slot. */
+  private _waiting = false;
   /** Creations not sent yet (queued, or waiting for what they need). */
   private _pendingCreates = 0;
   private _pendingFinishes = 0;
@@ -63,6 +68,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     for (const [key, value] of Object.entries(this._config)) {
       if (!(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
     }
+    this._limit = new AdaptiveConcurrencyLimit({ max: this._config.maxConcurrentRequests });
     this._onDelivered = options.onDelivered;
     const onRetry = options.onRetry;
     if (onRetry !== undefined) target.client.addRetryListener(onRetry);
@@ -87,7 +93,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
 
   /** Delivery counters, with the target's own (W&B's skipped points, …). */
   stats(): S {
-    return { ...this.target.stats?.(), ...this._stats, queuedPoints: this._queuedPoints, runs: this._slots.size } as S;
+    return { ...this.target.stats?.(), ...this._stats, queuedPoints: this._queuedPoints, runs: this._slots.size, concurrencyLimit: this._limit.current } as S;
   }
 
   onEvent(event: RunEvent): void {
@@ -262,6 +268,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       (error: unknown) => this._kill(slot, error, this.target.createOperation),
     ).finally(() => {
       this._inflight--;
+      this._limit.onSettled(0, this._waiting, this._inflight);
       slot.creating = Number.POSITIVE_INFINITY;
       this._settled(slot);
     });
@@ -301,9 +308,16 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   /** Starts as many requests as the bounds allow, runs in turn. */
   private _pump(): void {
     if (this._abandoned) return;
+    const limit = this._limit.current;
+    this._waiting = false;
     // Deleting the current entry while iterating a Set is safe; an entry is added back only before a break.
     for (const slot of this._ready) {
-      if (this._inflight >= this._config.maxConcurrentRequests) break;
+      if (this._inflight >= limit) {
+        // Past the limit, only whether any run has work waiting is of interest.
+        this._waiting = this.target.hasQueued(slot.state) || slot.create !== undefined;
+        if (this._waiting) break;
+        continue;
+      }
       if (slot.dead || slot.creating !== Number.POSITIVE_INFINITY) {
         this._ready.delete(slot);
         // Nothing else of the run goes before it exists; its creation settling brings it back.
@@ -312,8 +326,10 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       }
       let room = true;
       for (const channel of this.target.channels) {
-        while ((slot.inflight.get(channel.name) ?? 0) < channel.maxInFlightPerRun) {
-          if (this._inflight >= this._config.maxConcurrentRequests) {
+        // A run's own bound at or above the limit is the limit too (MLflow's batch channel is maxConcurrentRequests).
+        const perRun = Math.min(channel.maxInFlightPerRun, limit);
+        while ((slot.inflight.get(channel.name) ?? 0) < perRun) {
+          if (this._inflight >= limit) {
             room = false;
             break;
           }
@@ -321,6 +337,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
           if (work === undefined) break;
           this._send(slot, channel.name, work);
         }
+        if (!room || (perRun === limit && slot.inflight.get(channel.name) === limit)) this._waiting ||= this.target.hasQueued(slot.state);
         if (!room) break;
       }
       if (room && slot.finishing !== undefined && slot.works.size === 0 && !this.target.hasQueued(slot.state)) {
@@ -354,9 +371,11 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
     slot.inflight.set(channel, (slot.inflight.get(channel) ?? 0) + 1);
     const tracked = extra.seq === undefined ? work : { seq: extra.seq };
     slot.works.add(tracked);
+    let delivered = 0;
     void work.send().then(
       () => {
         if (this._abandoned) return;
+        delivered = work.points;
         this._queuedPoints -= work.points;
         this._stats.sentPoints += work.points;
         slot.lastSentAt = Date.now();
@@ -376,6 +395,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       },
     ).finally(() => {
       this._inflight--;
+      this._limit.onSettled(delivered, this._waiting, this._inflight);
       slot.inflight.set(channel, slot.inflight.get(channel)! - 1);
       slot.works.delete(tracked);
       this._settled(slot);

@@ -7,7 +7,10 @@ export interface DeliveryOptions {
   flushIntervalMillis: number;
   /** Metric points queued before new points are dropped (and counted). Default 1,000,000. */
   maxQueuedPoints?: number;
-  /** Requests in flight at once, across runs. Default: no bound beyond the channels'. */
+  /**
+   * Requests in flight at once, across runs, at most. Below it, the backend keeps in flight the
+   * number (1, 2, 4, …) that it measured to deliver the most points/s. Default: no bound beyond the channels'.
+   */
   maxConcurrentRequests?: number;
   /** Finished runs kept for late data; the oldest are forgotten past this. Default 1000. */
   maxDoneRuns?: number;
@@ -36,4 +39,6 @@ export interface TargetStats {
   heartbeats: number;
   /** Runs the backend holds state for. */
   runs: number;
+  /** Requests it keeps in flight at once now (see maxConcurrentRequests). */
+  concurrencyLimit: number;
 }

@@ -24,7 +24,11 @@ export interface MlflowBackendOptions extends MlflowClientOptions {
   maxEntitiesPerBatch?: number;
   maxParamValueLength?: number;
   maxTagValueLength?: number;
-  /** Requests in flight at once, across runs. Default 4: what a PostgreSQL-backed server with several workers takes best; the same as 2 on a SQLite-backed one, where more only queue (docs/services.md, bench/mlflow-ingest.ts). */
+  /**
+   * Requests in flight at once, across runs, at most. Default 4: what a PostgreSQL-backed server with
+   * several workers takes best. Below it the sender keeps in flight what it measured to store the most
+   * points/s: 1 on a SQLite-backed server, whose writes wait on each other (docs/services.md, bench/bridge-ingest.ts).
+   */
   maxConcurrentRequests?: number;
   /** Points queued before new points are dropped (and counted). Default 1,000,000. */
   maxQueuedPoints?: number;

@@ -128,6 +128,30 @@ describe('MLflow faults (SQLite)', () => {
     expect((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).length).toBe(1990);
   }, 60_000);
 
+  // The proxy models the server: `serialized`, one log-batch at a time through MLflow, each 10 ms slower
+  // for every other one waiting (as SQLite's lock); else each held 150 ms first, independently (a server
+  // with workers to spare).
+  it.each([
+    ['writes wait on each other: one request at a time', 'serialized', 1],
+    ['more requests get more done: the ceiling, 4', 'parallel', 4],
+  ] as const)('a server whose %s', async (_name, model, expected) => {
+    const proxy = await faultyProxy(mlflow.server.port, (path) => {
+      if (!path.endsWith('/runs/log-batch')) return { forward: true };
+      return model === 'parallel' ? { forward: true, delayMillis: 150 } : { forward: true, exclusive: { millisPerWaiting: 10 } };
+    });
+    const logger = new MlflowLogger({ trackingUri: proxy.url, flushTimeoutMillis: 120_000, onError: () => undefined });
+    const run = logger.startRun({ name: model, experiment: 'concurrency' });
+    for (let step = 0; step < 60_000; step++) run.logMetrics({ loss: step }, { step });
+    await run.finish();
+    const stats = logger.stats();
+    await logger.shutdown();
+    await proxy.close();
+    expect(stats.concurrencyLimit).toBe(expected);
+    expect(stats).toMatchObject({ sentPoints: 60_000, undeliveredPoints: 0 });
+    const stored = (await runsByRuntelId(mlflow.client, 'concurrency')).get(run.id)!;
+    expect(new Set((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).map((m) => m.step)).size).toBe(60_000);
+  }, 120_000);
+
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
     const pool = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)' });
     let batches = 0;
@@ -196,21 +220,38 @@ function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: strin
   });
 }
 
-/** What a proxy does with one request: forward it (after a delay), forward it and drop the answer, or answer itself. */
-type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean } | { status: number; body: string };
+/**
+ * What a proxy does with one request: forward it (after a delay), forward it and drop the answer, or
+ * answer itself. `exclusive`: forwarded only when no other exclusive one is (queued in order), and held
+ * first `millisPerWaiting` for each still waiting behind it.
+ */
+type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean; exclusive?: { millisPerWaiting: number } } | { status: number; body: string };
 
 /** An HTTP proxy to MLflow that asks `decide` what to do with each request. */
 async function faultyProxy(targetPort: number, decide: (path: string, body: string) => ProxyAction): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
+  let exclusiveTail: Promise<void> = Promise.resolve();
+  let exclusiveWaiting = 0;
   const proxy: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
+    req.on('end', () => void (async () => {
       const action = decide(req.url ?? '', Buffer.concat(chunks).toString());
       if (!('forward' in action)) {
         res.writeHead(action.status, { 'content-type': 'application/json' });
         res.end(action.body);
         return;
+      }
+      let delayMillis = action.delayMillis ?? 0;
+      if (action.exclusive !== undefined) {
+        const previous = exclusiveTail;
+        let release!: () => void;
+        exclusiveTail = new Promise((resolve) => (release = resolve));
+        res.on('close', release);
+        exclusiveWaiting++;
+        await previous;
+        exclusiveWaiting--;
+        delayMillis += action.exclusive.millisPerWaiting * exclusiveWaiting;
       }
       setTimeout(() => {
         const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (up) => {
@@ -225,8 +266,8 @@ async function faultyProxy(targetPort: number, decide: (path: string, body: stri
         });
         upstream.on('error', () => res.destroy());
         upstream.end(Buffer.concat(chunks));
-      }, action.delayMillis ?? 0);
-    });
+      }, delayMillis);
+    })());
   });
   await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
   return {

@@ -1,0 +1,92 @@
+// AdaptiveConcurrencyLimit against simulated servers on a virtual clock: a sender that always has
+// work keeps `limit` requests of 1000 points in flight; the server decides how long each takes.
+import { describe, expect, it } from 'vitest';
+import { AdaptiveConcurrencyLimit } from '../../src/delivery/AdaptiveConcurrencyLimit.js';
+
+/** Milliseconds one request takes when `concurrent` are in flight, given as total server throughput. */
+type Server = (concurrent: number) => number;
+
+/** Points/s the server stores with `concurrent` requests in flight → a request's duration in ms. */
+function throughput(pointsPerSecond: (concurrent: number) => number): Server {
+  return (concurrent) => (concurrent * 1000 * 1000) / pointsPerSecond(concurrent);
+}
+
+/** Runs `requests` requests through the limit; returns the limit after each settled request. */
+function simulate(server: Server, max: number, requests: number, waiting: (i: number) => boolean = () => true): number[] {
+  let now = 0;
+  const limit = new AdaptiveConcurrencyLimit({ max, now: () => now });
+  const inFlight: number[] = [];
+  const seen: number[] = [];
+  let sent = 0;
+  let settled = 0;
+  while (settled < requests) {
+    while (inFlight.length < limit.current && sent < requests) {
+      inFlight.push(now + server(limit.current));
+      sent++;
+    }
+    inFlight.sort((a, b) => a - b);
+    now = inFlight.shift()!;
+    limit.onSettled(1000, waiting(settled), inFlight.length);
+    settled++;
+    seen.push(limit.current);
+  }
+  return seen;
+}
+
+describe('AdaptiveConcurrencyLimit', () => {
+  it('a server whose writes wait on each other (SQLite-like, 10% slower at 4) ends at 1', () => {
+    const levels = simulate(throughput((c) => 12_500 * (1 - 0.03 * (c - 1))), 4, 400);
+    expect(levels[0]).toBe(4);
+    expect(levels.at(-1)).toBe(1);
+    // Mostly at 1 once found, with short visits to 2 to measure it again.
+    const tail = levels.slice(200);
+    expect(tail.filter((l) => l === 1).length / tail.length).toBeGreaterThan(0.8);
+    expect(tail).not.toContain(4);
+  });
+
+  it('a server that does more with more requests (PostgreSQL-like) stays at the ceiling after measuring below it', () => {
+    const levels = simulate(throughput((c) => [0, 9_900, 9_800, 0, 12_800][c]!), 4, 400);
+    expect(levels).toContain(2);
+    expect(levels.at(-1)).toBe(4);
+    const tail = levels.slice(100);
+    expect(tail.filter((l) => l === 4).length / tail.length).toBeGreaterThan(0.8);
+    expect(tail).not.toContain(1);
+  });
+
+  it('a best level in the middle is found and kept', () => {
+    const levels = simulate(throughput((c) => ({ 1: 5_000, 2: 9_000, 4: 6_000, 8: 4_000 })[c]!), 8, 600);
+    expect(levels[0]).toBe(8);
+    expect(levels.slice(300).filter((l) => l === 2).length).toBeGreaterThan(240);
+  });
+
+  it('moves only when work was waiting: less demand than the limit says nothing of the server', () => {
+    const levels = simulate(throughput((c) => 12_500 / c), 4, 400, () => false);
+    expect(new Set(levels)).toEqual(new Set([4]));
+  });
+
+  it('a level measured long ago is measured again, so a server that got faster with more requests is followed', () => {
+    let now = 0;
+    const limit = new AdaptiveConcurrencyLimit({ max: 4, now: () => now });
+    let faster = false;
+    const inFlight: number[] = [];
+    const seen: number[] = [];
+    for (let settled = 0; settled < 1200; settled++) {
+      if (settled === 400) faster = true;
+      const rate = (c: number) => (faster ? 3_000 * c : 12_500 / c);
+      while (inFlight.length < limit.current) inFlight.push(now + (limit.current * 1e6) / rate(limit.current));
+      inFlight.sort((a, b) => a - b);
+      now = inFlight.shift()!;
+      limit.onSettled(1000, true, inFlight.length);
+      seen.push(limit.current);
+    }
+    expect(seen[399]).toBe(1);
+    expect(seen.at(-1)).toBe(4);
+  });
+
+  it('a ceiling of 1 or no ceiling stays where it is', () => {
+    expect(new Set(simulate(throughput(() => 10_000), 1, 100))).toEqual(new Set([1]));
+    const unbounded = new AdaptiveConcurrencyLimit({ max: Number.POSITIVE_INFINITY });
+    for (let i = 0; i < 100; i++) unbounded.onSettled(1000, true, 3);
+    expect(unbounded.current).toBe(Number.POSITIVE_INFINITY);
+  });
+});
