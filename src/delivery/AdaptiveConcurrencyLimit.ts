@@ -1,9 +1,9 @@
 // How many requests a DeliveryBackend keeps in flight, found by measuring. Servers differ: MLflow on
 // SQLite serializes its writes and concurrent ones wait on the database lock (here, 4 log-batch
 // requests at once stored 10% fewer points/s than 1), MLflow on PostgreSQL stores 30% more with 4
-// than with 1. So the limit walks the levels 1, 2, 4, … up to `maxConcurrentRequests`, measuring
-// points/s at each while work waits for a request slot, moves to a better neighbour, and measures
-// the neighbours again now and then, as a server's rate drifts.
+// than with 1. So the limit measures points/s at each of the levels 1, 2, 4, … up to
+// `maxConcurrentRequests` while work is queued, keeps to the best, and measures its
+// neighbours again now and then, as a server's rate drifts.
 
 export interface AdaptiveConcurrencyLimitOptions {
   /** The ceiling (maxConcurrentRequests); Infinity or 1: the limit stays there. */
@@ -36,6 +36,7 @@ export class AdaptiveConcurrencyLimit {
   private _remeasureAfter = REMEASURE_AFTER_WINDOWS;
   /** The level a neighbour is being measured from. */
   private _measuringFrom: number | undefined;
+  private _warm = false;
 
   constructor(options: AdaptiveConcurrencyLimitOptions) {
     const { max } = options;
@@ -55,9 +56,9 @@ export class AdaptiveConcurrencyLimit {
   }
 
   /**
-   * A request settled, having delivered `points` (0 when it failed). `waiting`: work was waiting
-   * for a request slot, so the limit, not the demand, bounded the rate. `inFlight`: requests still
-   * in flight.
+   * A request settled, having delivered `points` (0 when it failed). `waiting`: work was queued
+   * beyond what was in flight, so the sender, not the demand, bounded the rate. `inFlight`: requests
+   * still in flight.
    */
   onSettled(points: number, waiting: boolean, inFlight: number): void {
     if (this._levels.length === 1) return;
@@ -77,6 +78,11 @@ export class AdaptiveConcurrencyLimit {
     this._settledCount++;
     const elapsed = now - this._windowStart;
     if (elapsed < this._windowMillis || this._settledCount < 2 * this.current) return;
+    if (!this._warm) {
+      // The first window is left out: a new server, an empty table and a full queue run faster than what follows.
+      this._warm = true;
+      return this._restart();
+    }
     this._record((this._points * 1000) / elapsed);
     const { next, measuring } = this._next();
     if (this._measuringFrom !== undefined) {
@@ -99,19 +105,23 @@ export class AdaptiveConcurrencyLimit {
     this._rates[this._index] = { pointsPerSecond: blended, age: 0 };
   }
 
-  /** A measured neighbour that does better; else, at a local best, a neighbour not measured lately. */
+  /**
+   * Every level is measured once first, from the ceiling down (a neighbour alone misleads: on SQLite 2
+   * at once can do worse than both 1 and 4). Then: the best level measured, if it does better than this
+   * one; else, at the best, a neighbour not measured lately.
+   */
   private _next(): { next: number; measuring: boolean } {
     const here = this._index;
-    const neighbours = [here - 1, here + 1].filter((i) => i >= 0 && i < this._levels.length);
+    const unmeasured = this._rates.lastIndexOf(undefined);
+    if (unmeasured >= 0) return { next: unmeasured, measuring: false };
     let best = here;
-    for (const i of neighbours) {
-      const rate = this._rates[i];
-      if (rate !== undefined && rate.pointsPerSecond > this._rates[best]!.pointsPerSecond * BETTER_BY) best = i;
-    }
+    this._rates.forEach((rate, i) => {
+      if (rate!.pointsPerSecond > this._rates[best]!.pointsPerSecond * BETTER_BY) best = i;
+    });
     if (best !== here) return { next: best, measuring: false };
-    for (const i of neighbours) {
+    for (const i of [here - 1, here + 1]) {
       const rate = this._rates[i];
-      if (rate === undefined || rate.age >= this._remeasureAfter) return { next: i, measuring: true };
+      if (rate !== undefined && rate.age >= this._remeasureAfter) return { next: i, measuring: true };
     }
     return { next: here, measuring: false };
   }

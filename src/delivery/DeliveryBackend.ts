@@ -43,8 +43,8 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private _queuedPoints = 0;
   private _inflight = 0;
   private readonly _limit: AdaptiveConcurrencyLimit;
-  /** The last pump left work waiting for a request slot. */
-  private _waiting = false;
+  /** Metric points of the requests in flight. */
+  private _inflightPoints = 0;
   /** Creations not sent yet (queued, or waiting for what they need). */
   private _pendingCreates = 0;
   private _pendingFinishes = 0;
@@ -267,8 +267,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       },
       (error: unknown) => this._kill(slot, error, this.target.createOperation),
     ).finally(() => {
-      this._inflight--;
-      this._limit.onSettled(0, this._waiting, this._inflight);
+      this._settledRequest(0, 0);
       slot.creating = Number.POSITIVE_INFINITY;
       this._settled(slot);
     });
@@ -309,15 +308,9 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   private _pump(): void {
     if (this._abandoned) return;
     const limit = this._limit.current;
-    this._waiting = false;
     // Deleting the current entry while iterating a Set is safe; an entry is added back only before a break.
     for (const slot of this._ready) {
-      if (this._inflight >= limit) {
-        // Past the limit, only whether any run has work waiting is of interest.
-        this._waiting = this.target.hasQueued(slot.state) || slot.create !== undefined;
-        if (this._waiting) break;
-        continue;
-      }
+      if (this._inflight >= limit) break;
       if (slot.dead || slot.creating !== Number.POSITIVE_INFINITY) {
         this._ready.delete(slot);
         // Nothing else of the run goes before it exists; its creation settling brings it back.
@@ -337,7 +330,6 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
           if (work === undefined) break;
           this._send(slot, channel.name, work);
         }
-        if (!room || (perRun === limit && slot.inflight.get(channel.name) === limit)) this._waiting ||= this.target.hasQueued(slot.state);
         if (!room) break;
       }
       if (room && slot.finishing !== undefined && slot.works.size === 0 && !this.target.hasQueued(slot.state)) {
@@ -368,6 +360,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
   /** `extra` adds the backend's own bookkeeping to a target's request (its finish, a heartbeat). */
   private _send(slot: Slot<R>, channel: string, work: Work, extra: { seq?: number; onSent?: () => void; onFailed?: () => void } = {}): void {
     this._inflight++;
+    this._inflightPoints += work.points;
     slot.inflight.set(channel, (slot.inflight.get(channel) ?? 0) + 1);
     const tracked = extra.seq === undefined ? work : { seq: extra.seq };
     slot.works.add(tracked);
@@ -394,12 +387,22 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
         else this._reports.failure(error, work.operation);
       },
     ).finally(() => {
-      this._inflight--;
-      this._limit.onSettled(delivered, this._waiting, this._inflight);
+      this._settledRequest(work.points, delivered);
       slot.inflight.set(channel, slot.inflight.get(channel)! - 1);
       slot.works.delete(tracked);
       this._settled(slot);
     });
+  }
+
+  /** A request of `points` settled, `delivered` of them accepted: the concurrency limit learns from it. */
+  private _settledRequest(points: number, delivered: number): void {
+    // Points still queued beyond those in flight: demand was there. A gap in sending while some are held
+    // (a part-filled batch, a client waiting for its acknowledgement) is counted against the level: it is
+    // what that level cost (4 requests at once on SQLite answer the oldest last, which holds up every acknowledgement).
+    const waiting = this._queuedPoints + points > this._inflightPoints || this._pendingCreates > 0;
+    this._inflight--;
+    this._inflightPoints -= points;
+    this._limit.onSettled(delivered, waiting, this._inflight);
   }
 
   /** After anything of a run settled: resolve the waiters it satisfied, and send what is next. */
