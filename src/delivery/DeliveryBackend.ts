@@ -319,9 +319,7 @@ export class DeliveryBackend<R, S extends TargetStats = TargetStats> implements 
       }
       let room = true;
       for (const channel of this.target.channels) {
-        // A run's own bound at or above the limit is the limit too (MLflow's batch channel is maxConcurrentRequests).
-        const perRun = Math.min(channel.maxInFlightPerRun, limit);
-        while ((slot.inflight.get(channel.name) ?? 0) < perRun) {
+        while ((slot.inflight.get(channel.name) ?? 0) < channel.maxInFlightPerRun) {
           if (this._inflight >= limit) {
             room = false;
             break;
