@@ -95,7 +95,11 @@ export class GrpcReceiver {
   /** Stops taking calls; resolves once those in flight are answered (or cut off after the grace). */
   close(): Promise<void> {
     this._closing ??= new Promise<void>((resolve) => {
-      const timer = setTimeout(() => this._server.forceShutdown(), this._options.maxConnectionAgeGraceMillis);
+      // grpc-js does not always call tryShutdown's callback once forceShutdown has cut the calls off.
+      const timer = setTimeout(() => {
+        this._server.forceShutdown();
+        resolve();
+      }, this._options.maxConnectionAgeGraceMillis);
       timer.unref();
       this._server.tryShutdown(() => {
         clearTimeout(timer);
