@@ -67,7 +67,7 @@ export class AdaptiveConcurrencyLimit {
       if (this._skip === 0) this._restart();
       return;
     }
-    // Less demand than the limit says nothing of what the server can take.
+    // Nothing queued beyond what is in flight: the demand set the rate, not the server.
     if (!waiting) return this._restart();
     const now = this._now();
     if (this._windowStart === undefined) {
