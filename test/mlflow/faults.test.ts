@@ -128,25 +128,32 @@ describe('MLflow faults (SQLite)', () => {
     expect((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).length).toBe(1990);
   }, 60_000);
 
-  // The proxy models the server: `serialized`, one log-batch at a time through MLflow, each 10 ms slower
-  // for every other one waiting (as SQLite's lock); else each held 150 ms first, independently (a server
-  // with workers to spare).
+  // The proxy models the server: `serialized`, one log-batch at a time through MLflow, each 100 ms slower
+  // for every other one in flight (as SQLite's lock); else each held 300 ms first, independently (a server
+  // with workers to spare). The limit climbs from 1 while a level beats the one below.
   it.each([
-    ['writes wait on each other: one request at a time', 'serialized', 1],
-    ['more requests get more done: the ceiling, 4', 'parallel', 4],
-  ] as const)('a server whose %s', async (_name, model, expected) => {
+    ['writes wait on each other: it tries 2, goes back to 1 and stays', 'serialized', 1, [1, 2, 1]],
+    ['more requests get more done: it climbs to the ceiling, 4, and stays', 'parallel', 4, [1, 2, 4]],
+  ] as const)('a server whose %s', async (_name, model, expected, path) => {
     const proxy = await faultyProxy(mlflow.server.port, (path) => {
       if (!path.endsWith('/runs/log-batch')) return { forward: true };
-      return model === 'parallel' ? { forward: true, delayMillis: 150 } : { forward: true, exclusive: { millisPerWaiting: 10 } };
+      return model === 'parallel' ? { forward: true, delayMillis: 300 } : { forward: true, exclusive: { millisPerOther: 100 } };
     });
     const logger = new MlflowLogger({ trackingUri: proxy.url, flushTimeoutMillis: 120_000, onError: () => undefined });
     const run = logger.startRun({ name: model, experiment: 'concurrency' });
+    const seen: number[] = [];
+    const poll = setInterval(() => {
+      if (seen.at(-1) !== logger.stats().concurrencyLimit || seen.length === 0) seen.push(logger.stats().concurrencyLimit);
+    }, 5);
     for (let step = 0; step < 60_000; step++) run.logMetrics({ loss: step }, { step });
     await run.finish();
+    clearInterval(poll);
     const stats = logger.stats();
     await logger.shutdown();
     await proxy.close();
-    expect(stats.concurrencyLimit).toBe(expected);
+    // The levels in the order taken: the path, then at most short visits to a neighbour to measure it again.
+    expect(seen.slice(0, path.length)).toEqual(path);
+    expect(seen.slice(path.length).every((level, i) => (i % 2 === 0 ? level !== expected && Math.abs(Math.log2(level / expected)) === 1 : level === expected))).toBe(true);
     expect(stats).toMatchObject({ sentPoints: 60_000, undeliveredPoints: 0 });
     const stored = (await runsByRuntelId(mlflow.client, 'concurrency')).get(run.id)!;
     expect(new Set((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).map((m) => m.step)).size).toBe(60_000);
@@ -223,15 +230,15 @@ function runChild(mode: string, signal?: NodeJS.Signals): Promise<{ runId: strin
 /**
  * What a proxy does with one request: forward it (after a delay), forward it and drop the answer, or
  * answer itself. `exclusive`: forwarded only when no other exclusive one is (queued in order), and held
- * first `millisPerWaiting` for each still waiting behind it.
+ * first `millisPerOther` for each other exclusive one in the proxy when it arrived.
  */
-type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean; exclusive?: { millisPerWaiting: number } } | { status: number; body: string };
+type ProxyAction = { forward: true; delayMillis?: number; dropAnswer?: boolean; exclusive?: { millisPerOther: number } } | { status: number; body: string };
 
 /** An HTTP proxy to MLflow that asks `decide` what to do with each request. */
 async function faultyProxy(targetPort: number, decide: (path: string, body: string) => ProxyAction): Promise<{ url: string; close(): Promise<void> }> {
   const port = await freePort();
   let exclusiveTail: Promise<void> = Promise.resolve();
-  let exclusiveWaiting = 0;
+  let exclusiveInFlight = 0;
   const proxy: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -244,14 +251,23 @@ async function faultyProxy(targetPort: number, decide: (path: string, body: stri
       }
       let delayMillis = action.delayMillis ?? 0;
       if (action.exclusive !== undefined) {
+        // Counted on arrival: behind a lock the next one may not have arrived when this one's turn comes.
+        delayMillis += action.exclusive.millisPerOther * exclusiveInFlight;
+        exclusiveInFlight++;
         const previous = exclusiveTail;
+        let done = false;
         let release!: () => void;
         exclusiveTail = new Promise((resolve) => (release = resolve));
-        res.on('close', release);
-        exclusiveWaiting++;
+        const settle = () => {
+          if (done) return;
+          done = true;
+          exclusiveInFlight--;
+          release();
+        };
+        // 'finish': the answer is written, before the client can have it and send its next request.
+        res.on('finish', settle);
+        res.on('close', settle);
         await previous;
-        exclusiveWaiting--;
-        delayMillis += action.exclusive.millisPerWaiting * exclusiveWaiting;
       }
       setTimeout(() => {
         const upstream = httpRequest({ host: '127.0.0.1', port: targetPort, path: req.url, method: req.method, headers: req.headers }, (up) => {
