@@ -2,8 +2,8 @@
 // SQLite serializes its writes and concurrent ones wait on the database lock (here, 4 log-batch
 // requests at once stored 10% fewer points/s than 1), MLflow on PostgreSQL stores 30% more with 4
 // than with 1. So the limit measures points/s while work is queued at each of the levels 1, 2, 4, …
-// up to `maxConcurrentRequests`, from the ceiling down, keeps to the best, and measures its
-// neighbours again now and then, as a server's rate drifts.
+// up to `maxConcurrentRequests`, from the ceiling down while each level does as well as the one above,
+// keeps to the best, and measures its neighbours again now and then, as a server's rate drifts.
 
 export interface AdaptiveConcurrencyLimitOptions {
   /** The ceiling (maxConcurrentRequests); Infinity or 1: the limit stays there. */
@@ -114,19 +114,18 @@ export class AdaptiveConcurrencyLimit {
   }
 
   /**
-   * Every level is measured once first, from the ceiling down (a neighbour alone misleads: on SQLite 2
-   * at once can do worse than both 1 and 4). Then the best level measured (a higher one only when it
-   * beats a lower by BETTER_BY); at the best, a neighbour not measured lately.
+   * The best level measured (a higher one only when it beats a lower by BETTER_BY); at the best, the
+   * level below while it is unmeasured (the descent from the ceiling stops where a level loses to the
+   * one above: PostgreSQL never pays for 1 in flight once 2 lost to 4); else a neighbour not measured lately.
    */
   private _next(): { next: number; measuring: boolean } {
     const here = this._index;
-    const unmeasured = this._rates.lastIndexOf(undefined);
-    if (unmeasured >= 0) return { next: unmeasured, measuring: false };
-    let best = 0;
+    let best: number | undefined;
     this._rates.forEach((rate, i) => {
-      if (rate!.pointsPerSecond > this._rates[best]!.pointsPerSecond * BETTER_BY) best = i;
+      if (rate !== undefined && (best === undefined || rate.pointsPerSecond > this._rates[best]!.pointsPerSecond * BETTER_BY)) best = i;
     });
-    if (best !== here) return { next: best, measuring: false };
+    if (best !== undefined && best !== here) return { next: best, measuring: false };
+    if (here > 0 && this._rates[here - 1] === undefined) return { next: here - 1, measuring: false };
     for (const i of [here - 1, here + 1]) {
       const rate = this._rates[i];
       if (rate !== undefined && rate.age >= this._remeasureAfter) return { next: i, measuring: true };
