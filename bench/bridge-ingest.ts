@@ -6,7 +6,8 @@
 //     MLflow (the bridge's MLflow sender has delivered all it took); each request is answered only
 //     once what it carried is in MLflow (acknowledge after delivery). Over OTLP/HTTP, and (A-gRPC)
 //     over OTLP/gRPC with gzip message compression, as the Collector's otlp exporter sends;
-// (B) the server's ceiling: raw log-batch requests of 1000 metrics at the best concurrency found;
+// (B) the server's ceiling: raw log-batch requests of 1000 metrics at the best concurrency found,
+//     measured before and after each round's (A) and (A-gRPC), which are paired with the mean of the two;
 // (C) the bridge's own cost per point with a null sink (no MLflow): (C1) in process, gunzip +
 //     protobuf decode + OTLP → inputs + translation, no HTTP; (C2) the whole bridge in a process of
 //     its own (bench/null-bridge.ts) with a backend that discards every event, over loopback HTTP,
@@ -15,9 +16,10 @@
 // The request bodies are built before any timing, from the records runtel's OtelLogger writes
 // through the real OTel JS SDK, serialized with the SDK's own ProtobufLogsSerializer (what the OTLP
 // proto exporter sends; the Collector re-encodes the same messages) and gzipped with node:zlib.
-// Each MLflow case gets a fresh server and store, on tmpfs when there is one.
+// Each MLflow case gets a fresh server and store, on tmpfs when there is one, and the same warm-up
+// requests before its timing (mlflow-server.ts, warmUp).
 // Run: npx tsx bench/bridge-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow postgres`)
-// Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS, BENCH_CONCURRENCY (the bridge's MLflow sender's
+// Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS (rounds, 5), BENCH_CONCURRENCY (the bridge's MLflow sender's
 // maxConcurrentRequests), BENCH_INFLIGHT (the "collector's" requests in flight) — see bench/mlflow-server.ts.
 
 import { fork } from 'node:child_process';
@@ -37,7 +39,7 @@ import { EVENT_METRIC, EVENT_RUN_END, EVENT_RUN_START } from '../src/otel/conven
 import { CountingBatchLogRecordProcessor } from '../src/otel/CountingBatchLogRecordProcessor.js';
 import { OtelLogger } from '../src/otel/OtelLogger.js';
 import { OtelRunTranslator } from '../src/otel/translate/OtelRunTranslator.js';
-import { ceilingCase, describeSetup, serverSetups, withServer } from './mlflow-server.js';
+import { ceilingCase, describeSetup, serverSetups, warmUp, withServer } from './mlflow-server.js';
 import { NullBackend } from './null-backend.js';
 import type { ServerSetup } from './mlflow-server.js';
 
@@ -48,7 +50,7 @@ const points = keys * steps;
 // request is answered once its points are in MLflow, so what the bridge can batch is consumers × this.
 const BATCH = Number(process.env.BENCH_BATCH ?? 1024);
 const EXPERIMENT = 'bench-bridge';
-const repeats = Number(process.env.BENCH_REPEATS ?? 3);
+const repeats = Number(process.env.BENCH_REPEATS ?? 5);
 /** Requests in flight from the "collector": its sending_queue consumers, 8 in collector-config/. */
 const inFlight = Number(process.env.BENCH_INFLIGHT ?? 8);
 
@@ -198,6 +200,7 @@ interface BridgeResult {
 
 async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grpc'): Promise<BridgeResult> {
   return withServer(setup, async (server, client) => {
+    await warmUp(client, 'warm-up');
     const errors: string[] = [];
     const bridge = await createBridge({
       port: 0,
@@ -341,8 +344,9 @@ if (process.env.BENCH_CASES === 'C') {
 }
 
 // Each store's ceiling concurrency, then (A) and (B) interleaved across stores. Two figures per case: its best
-// round against (B)'s best, and the median over rounds of (A) against the (B) measured next to it. MLflow's own
-// rate drifts by ±10% from minute to minute here; the paired ratio cancels the drift, the best-of does not.
+// round against (B)'s best, and the median over rounds of (A) against the (B) measured on both sides of it.
+// MLflow's own rate drifts by up to ±25% between minutes here; a (B) before and after each round's (A) and
+// (A-gRPC) cancels a steady drift, which a (B) on one side only does not, and the best-of not at all.
 const setups = serverSetups();
 const ceilingConcurrency = new Map<ServerSetup, number>();
 for (const setup of setups) {
@@ -361,17 +365,26 @@ const bestA = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsP
 const bestAGrpc = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
 const bestB = new Map<ServerSetup, number>(setups.map((s) => [s, 0]));
 const paired = new Map<ServerSetup, { http: number[]; grpc: number[] }>(setups.map((s) => [s, { http: [], grpc: [] }]));
+const ceiling = (setup: ServerSetup): Promise<number> => ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!);
+const before = new Map<ServerSetup, number>();
+for (const setup of setups) before.set(setup, await ceiling(setup));
 for (let rep = 1; rep <= repeats; rep++) {
   for (const setup of setups) {
-    const a = await bridgeCase(setup, bodies, 'http');
-    const b = await ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!);
-    const g = await bridgeCase(setup, bodies, 'grpc');
+    // HTTP first in odd rounds, gRPC first in even ones: neither always sits next to the same (B).
+    const first = rep % 2 === 1 ? 'http' : 'grpc';
+    const x = await bridgeCase(setup, bodies, first);
+    const y = await bridgeCase(setup, bodies, first === 'http' ? 'grpc' : 'http');
+    const [a, g] = first === 'http' ? [x, y] : [y, x];
+    const b0 = before.get(setup)!;
+    const b1 = await ceiling(setup);
+    before.set(setup, b1);
+    const b = (b0 + b1) / 2;
     console.log(
-      `  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b)}  (A-gRPC) ${fmt(g.pointsPerSecond)} (${g.retries} UNAVAILABLE retries)`,
+      `  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (A-gRPC) ${fmt(g.pointsPerSecond)} (${g.retries} UNAVAILABLE retries)  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b0)} before, ${fmt(b1)} after`,
     );
     if (a.pointsPerSecond > bestA.get(setup)!.pointsPerSecond) bestA.set(setup, a);
     if (g.pointsPerSecond > bestAGrpc.get(setup)!.pointsPerSecond) bestAGrpc.set(setup, g);
-    bestB.set(setup, Math.max(bestB.get(setup)!, b));
+    bestB.set(setup, Math.max(bestB.get(setup)!, b0, b1));
     paired.get(setup)!.http.push(a.pointsPerSecond / b);
     paired.get(setup)!.grpc.push(g.pointsPerSecond / b);
   }

@@ -43,11 +43,20 @@ export async function withServer<T>(setup: ServerSetup, work: (server: MlflowHan
   }
 }
 
+/**
+ * What every case does before its timing starts, (B) and the bridge's (A) alike: an experiment and a
+ * run of its own, so neither is timed on a server that has not answered yet (its first requests are
+ * slower, and (B) needs the run anyway).
+ */
+export async function warmUp(client: MlflowClient, runName: string): Promise<{ run_id: string }> {
+  const experimentId = await client.getOrCreateExperiment('bench-ceiling');
+  return client.createRun({ experiment_id: experimentId, run_name: runName, start_time: Date.now(), tags: [] });
+}
+
 /** Points/s of raw log-batch requests (keys × steps points, 1000 a request) at `concurrency`; only HTTP and the server's work are timed. */
 export function ceilingCase(setup: ServerSetup, keys: number, steps: number, concurrency: number): Promise<number> {
   return withServer(setup, async (server, client) => {
-    const experimentId = await client.getOrCreateExperiment('bench-ceiling');
-    const info = await client.createRun({ experiment_id: experimentId, run_name: `ceiling-${concurrency}`, start_time: Date.now(), tags: [] });
+    const info = await warmUp(client, `ceiling-${concurrency}`);
     const bodies: string[] = [];
     const base = Date.now();
     let batch: unknown[] = [];
