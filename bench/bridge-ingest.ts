@@ -17,9 +17,11 @@
 // through the real OTel JS SDK, serialized with the SDK's own ProtobufLogsSerializer (what the OTLP
 // proto exporter sends; the Collector re-encodes the same messages) and gzipped with node:zlib.
 // Each MLflow case gets a fresh server and store, on tmpfs when there is one, and the same warm-up
-// requests before its timing (mlflow-server.ts, warmUp).
+// requests before its timing (mlflow-server.ts, warmUp); with BENCH_PRIME_STEPS, a run of that many steps
+// (untimed) too: through the bridge in (A), as log-batch in (B). A bridge stays up for many runs, and a
+// fresh one spends its first seconds measuring the server (AdaptiveConcurrencyLimit).
 // Run: npx tsx bench/bridge-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow postgres`)
-// Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS (rounds, 5), BENCH_CONCURRENCY (the bridge's MLflow sender's
+// Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS (rounds, 5), BENCH_PRIME_STEPS (steps of an untimed run before each case; default 0, none), BENCH_CONCURRENCY (the bridge's MLflow sender's
 // maxConcurrentRequests), BENCH_INFLIGHT (the "collector's" requests in flight) — see bench/mlflow-server.ts.
 
 import { fork } from 'node:child_process';
@@ -50,6 +52,11 @@ const points = keys * steps;
 // request is answered once its points are in MLflow, so what the bridge can batch is consumers × this.
 const BATCH = Number(process.env.BENCH_BATCH ?? 1024);
 const EXPERIMENT = 'bench-bridge';
+const TIMED_RUN = 'bridge-bench';
+// BENCH_PRIME_STEPS=n: each (A) is timed on a bridge that has delivered a run of keys × n points to the same
+// server first (its concurrency limit has measured that server), and each (B)'s server stores as many first.
+// Default 0: a fresh bridge and a fresh server are timed.
+const primeSteps = Number(process.env.BENCH_PRIME_STEPS ?? 0);
 const repeats = Number(process.env.BENCH_REPEATS ?? 5);
 /** Requests in flight from the "collector": its sending_queue consumers, 8 in collector-config/. */
 const inFlight = Number(process.env.BENCH_INFLIGHT ?? 8);
@@ -69,10 +76,11 @@ interface Bodies {
   wireBytes: number;
 }
 
-async function buildBodies(name = 'bridge-bench'): Promise<Bodies> {
+async function buildBodies(name = TIMED_RUN, runSteps = steps): Promise<Bodies> {
+  const runPoints = keys * runSteps;
   const exporter = new InMemoryLogRecordExporter();
   // runtel's own processor (as startOtel sets it up), with room for every record: none is dropped.
-  const processor = new CountingBatchLogRecordProcessor({ exporter, maxQueueSize: points + 10_000, maxExportBatchSize: BATCH });
+  const processor = new CountingBatchLogRecordProcessor({ exporter, maxQueueSize: runPoints + 10_000, maxExportBatchSize: BATCH });
   const loggerProvider = new LoggerProvider({ processors: [processor] });
   const tracerProvider = new BasicTracerProvider();
   const meterProvider = new MeterProvider();
@@ -80,7 +88,7 @@ async function buildBodies(name = 'bridge-bench'): Promise<Bodies> {
   const names = Array.from({ length: keys }, (_, k) => `metric_${k}`);
   const base = Date.now() - 3_600_000;
   const run = logger.startRun({ name, experiment: EXPERIMENT });
-  for (let step = 0; step < steps; step++) {
+  for (let step = 0; step < runSteps; step++) {
     const values: Record<string, number> = {};
     for (let k = 0; k < keys; k++) values[names[k]!] = step * 0.001 + k;
     run.logMetrics(values, { step, timestamp: base + step });
@@ -90,7 +98,7 @@ async function buildBodies(name = 'bridge-bench'): Promise<Bodies> {
   const records = exporter.getFinishedLogRecords();
   const byEvent = new Map<string, number>();
   for (const r of records) byEvent.set(r.eventName ?? '', (byEvent.get(r.eventName ?? '') ?? 0) + 1);
-  if (records[0]?.eventName !== EVENT_RUN_START || records.at(-1)?.eventName !== EVENT_RUN_END || byEvent.get(EVENT_METRIC) !== points) {
+  if (records[0]?.eventName !== EVENT_RUN_START || records.at(-1)?.eventName !== EVENT_RUN_END || byEvent.get(EVENT_METRIC) !== runPoints) {
     throw new Error(`unexpected records from OtelLogger: ${JSON.stringify([...byEvent])}`);
   }
   const gzipped: Buffer[] = [];
@@ -198,7 +206,8 @@ interface BridgeResult {
   retries: number;
 }
 
-async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grpc'): Promise<BridgeResult> {
+/** `prime`: a run the bridge delivers before the timing, to the same server (undefined: a fresh bridge is timed). */
+async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grpc', prime: Bodies | undefined): Promise<BridgeResult> {
   return withServer(setup, async (server, client) => {
     await warmUp(client, 'warm-up');
     const errors: string[] = [];
@@ -211,9 +220,14 @@ async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grp
       log: (line) => errors.push(line),
     });
     let result: BridgeResult;
+    const send = (b: Bodies) => (via === 'grpc' ? sendAllGrpc(`127.0.0.1:${bridge.grpcPort!}`, b.raw, inFlight) : sendAll(`${bridge.url}/v1/logs`, b.gzipped, inFlight));
     try {
+      if (prime !== undefined) {
+        await send(prime);
+        await bridge.flush();
+      }
       const start = performance.now();
-      const sent = via === 'grpc' ? await sendAllGrpc(`127.0.0.1:${bridge.grpcPort!}`, bodies.raw, inFlight) : await sendAll(`${bridge.url}/v1/logs`, bodies.gzipped, inFlight);
+      const sent = await send(bodies);
       const postSeconds = (performance.now() - start) / 1000;
       // Everything taken is delivered: the MLflow sender's queue drained and its last requests answered.
       await bridge.flush();
@@ -229,11 +243,13 @@ async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grp
     // Outside the timing: MLflow really has every point, once.
     const experimentId = await client.getOrCreateExperiment(EXPERIMENT);
     const runs = await client.searchRuns([experimentId], '', 'ALL');
-    if (runs.length !== 1) throw new Error(`expected one run in MLflow, found ${runs.length}`);
+    if (runs.length !== (prime === undefined ? 1 : 2)) throw new Error(`expected ${prime === undefined ? 1 : 2} runs in MLflow, found ${runs.length}`);
+    const run = runs.find((r) => r.info.run_name === TIMED_RUN);
+    if (run === undefined) throw new Error(`no run ${TIMED_RUN} in MLflow`);
     let stored = 0;
-    for (let k = 0; k < keys; k++) stored += (await client.getMetricHistory(runs[0]!.info.run_id, `metric_${k}`)).length;
+    for (let k = 0; k < keys; k++) stored += (await client.getMetricHistory(run.info.run_id, `metric_${k}`)).length;
     if (stored !== points) throw new Error(`MLflow has ${stored} of ${points} points`);
-    if (runs[0]!.info.status !== 'FINISHED') throw new Error(`run status ${runs[0]!.info.status}`);
+    if (run.info.status !== 'FINISHED') throw new Error(`run status ${run.info.status}`);
     return result;
   });
 }
@@ -311,6 +327,7 @@ interface NullBridgeResult {
 const benchStart = performance.now();
 const bodies = await buildBodies();
 const warmUpBodies = await buildBodies('bridge-bench-warm-up');
+const primeBodies = primeSteps > 0 ? await buildBodies('bridge-bench-prime', primeSteps) : undefined;
 console.log(
   `  bodies: ${bodies.gzipped.length} requests of ≤${BATCH} log records (${bodies.records.toLocaleString()} records), ` +
     `${(bodies.rawBytes / 1e6).toFixed(1)} MB protobuf, ${(bodies.wireBytes / 1e6).toFixed(1)} MB gzipped`,
@@ -353,7 +370,7 @@ for (const setup of setups) {
   let calibration = 0;
   // ×8 never beat ×1–×4 (see bench/mlflow-ingest.ts); left out to keep the run short.
   for (const concurrency of [1, 2, 4]) {
-    const v = await ceilingCase(setup, keys, steps, concurrency);
+    const v = await ceilingCase(setup, keys, steps, concurrency, primeSteps);
     console.log(`  calibration (${describeSetup(setup)}): (B) ×${concurrency} ${fmt(v)}`);
     if (v > calibration) {
       calibration = v;
@@ -365,15 +382,15 @@ const bestA = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsP
 const bestAGrpc = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
 const bestB = new Map<ServerSetup, number>(setups.map((s) => [s, 0]));
 const paired = new Map<ServerSetup, { http: number[]; grpc: number[] }>(setups.map((s) => [s, { http: [], grpc: [] }]));
-const ceiling = (setup: ServerSetup): Promise<number> => ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!);
+const ceiling = (setup: ServerSetup): Promise<number> => ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!, primeSteps);
 const before = new Map<ServerSetup, number>();
 for (const setup of setups) before.set(setup, await ceiling(setup));
 for (let rep = 1; rep <= repeats; rep++) {
   for (const setup of setups) {
     // HTTP first in odd rounds, gRPC first in even ones: neither always sits next to the same (B).
     const first = rep % 2 === 1 ? 'http' : 'grpc';
-    const x = await bridgeCase(setup, bodies, first);
-    const y = await bridgeCase(setup, bodies, first === 'http' ? 'grpc' : 'http');
+    const x = await bridgeCase(setup, bodies, first, primeBodies);
+    const y = await bridgeCase(setup, bodies, first === 'http' ? 'grpc' : 'http', primeBodies);
     const [a, g] = first === 'http' ? [x, y] : [y, x];
     const b0 = before.get(setup)!;
     const b1 = await ceiling(setup);
@@ -397,7 +414,7 @@ function median(values: number[]): number {
 }
 
 const sender = process.env.BENCH_CONCURRENCY ? `, the bridge's MLflow sender ${process.env.BENCH_CONCURRENCY} in flight` : '';
-console.log(`\nbench/bridge-ingest: ${points.toLocaleString()} points (${keys} keys × ${steps} steps) in ${bodies.gzipped.length} OTLP requests (protobuf + gzip, ${BATCH} records each), ${inFlight} in flight${sender}; ${repeats} rounds; ${availableParallelism()} CPUs shared by MLflow, the bridge and this client`);
+console.log(`\nbench/bridge-ingest: ${points.toLocaleString()} points (${keys} keys × ${steps} steps) in ${bodies.gzipped.length} OTLP requests (protobuf + gzip, ${BATCH} records each), ${inFlight} in flight${sender}; ${repeats} rounds; ${primeSteps > 0 ? `each timed after a run of ${(keys * primeSteps).toLocaleString()} points to the same server (the bridge's in (A), log-batch in (B))` : 'a fresh bridge and server timed'}; ${availableParallelism()} CPUs shared by MLflow, the bridge and this client`);
 const targets: string[] = [];
 for (const setup of setups) {
   const ratio = bestA.get(setup)!.pointsPerSecond / bestB.get(setup)!;

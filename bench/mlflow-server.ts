@@ -53,35 +53,54 @@ export async function warmUp(client: MlflowClient, runName: string): Promise<{ r
   return client.createRun({ experiment_id: experimentId, run_name: runName, start_time: Date.now(), tags: [] });
 }
 
-/** Points/s of raw log-batch requests (keys × steps points, 1000 a request) at `concurrency`; only HTTP and the server's work are timed. */
-export function ceilingCase(setup: ServerSetup, keys: number, steps: number, concurrency: number): Promise<number> {
-  return withServer(setup, async (server, client) => {
-    const info = await warmUp(client, `ceiling-${concurrency}`);
-    const bodies: string[] = [];
-    const base = Date.now();
-    let batch: unknown[] = [];
-    for (let step = 0; step < steps; step++) {
-      for (let k = 0; k < keys; k++) {
-        batch.push({ key: `metric_${k}`, value: step * 0.001 + k, timestamp: base + step, step });
-        if (batch.length === 1000) {
-          bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
-          batch = [];
-        }
+/** Log-batch bodies of 1000 metrics for `run_id`: `keys` × `steps` points, step by step. */
+function logBatchBodies(runId: string, keys: number, steps: number): string[] {
+  const bodies: string[] = [];
+  const base = Date.now();
+  let batch: unknown[] = [];
+  for (let step = 0; step < steps; step++) {
+    for (let k = 0; k < keys; k++) {
+      batch.push({ key: `metric_${k}`, value: step * 0.001 + k, timestamp: base + step, step });
+      if (batch.length === 1000) {
+        bodies.push(JSON.stringify({ run_id: runId, metrics: batch }));
+        batch = [];
       }
     }
-    if (batch.length > 0) bodies.push(JSON.stringify({ run_id: info.run_id, metrics: batch }));
+  }
+  if (batch.length > 0) bodies.push(JSON.stringify({ run_id: runId, metrics: batch }));
+  return bodies;
+}
+
+/** Posts every body, `concurrency` at a time. */
+async function postAll(url: string, bodies: string[], concurrency: number): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < bodies.length) {
+        const body = bodies[next++]!;
+        const res = await request(`${url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
+        await res.body.dump();
+      }
+    }),
+  );
+}
+
+/**
+ * Points/s of raw log-batch requests (keys × steps points, 1000 a request) at `concurrency`; only HTTP
+ * and the server's work are timed. `primeSteps`: before the timing, a run of its own with keys ×
+ * primeSteps points goes in the same way, as a bridge's earlier run does (bridge-ingest's primed case).
+ */
+export function ceilingCase(setup: ServerSetup, keys: number, steps: number, concurrency: number, primeSteps = 0): Promise<number> {
+  return withServer(setup, async (server, client) => {
+    const info = await warmUp(client, `ceiling-${concurrency}`);
+    if (primeSteps > 0) {
+      const prime = await warmUp(client, `ceiling-${concurrency}-prime`);
+      await postAll(server.url, logBatchBodies(prime.run_id, keys, primeSteps), concurrency);
+    }
+    const bodies = logBatchBodies(info.run_id, keys, steps);
     const start = performance.now();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        while (next < bodies.length) {
-          const body = bodies[next++]!;
-          const res = await request(`${server.url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
-          if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
-          await res.body.dump();
-        }
-      }),
-    );
+    await postAll(server.url, bodies, concurrency);
     return (keys * steps) / ((performance.now() - start) / 1000);
   });
 }
