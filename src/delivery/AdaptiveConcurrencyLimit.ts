@@ -2,8 +2,10 @@
 // SQLite serializes its writes and concurrent ones wait on the database lock (here, 4 log-batch
 // requests at once stored 10% fewer points/s than 1), MLflow on PostgreSQL stores 30% more with 4
 // than with 1. So the limit measures points/s while work is queued at each of the levels 1, 2, 4, …
-// up to `maxConcurrentRequests`, from the ceiling down while each level does as well as the one above,
-// keeps to the best, and measures its neighbours again now and then, as a server's rate drifts.
+// up to `maxConcurrentRequests`, each once from the ceiling down, keeps to the best, and measures its
+// neighbours again now and then, as a server's rate drifts. One window is off by up to ±20% on
+// MLflow's SQLite store, so the level in use is judged on its recent windows together, and another
+// level is taken only after it led in two windows of its own.
 
 export interface AdaptiveConcurrencyLimitOptions {
   /** The ceiling (maxConcurrentRequests); Infinity or 1: the limit stays there. */
@@ -26,10 +28,25 @@ const REMEASURE_AFTER_WINDOWS_MAX = 64;
 const MIN_REQUESTS_PER_WINDOW = 8;
 /** A level is preferred to a lower one only when it delivered this much more: the same points/s with fewer requests is kinder to the server. */
 const BETTER_BY = 1.03;
+/** How many recent windows a level's rate is the mean of (older ones weigh less, as the server drifts). */
+const WINDOWS_PER_RATE = 8;
+
+/** A level's rate: points and milliseconds of its recent windows. */
+interface Rate {
+  points: number;
+  millis: number;
+  windows: number;
+  /** Windows measured (at any level) since this one was last measured. */
+  age: number;
+}
+
+function perSecond(rate: Rate): number {
+  return (rate.points * 1000) / rate.millis;
+}
 
 export class AdaptiveConcurrencyLimit {
   private readonly _levels: number[];
-  private readonly _rates: Array<{ pointsPerSecond: number; age: number } | undefined>;
+  private readonly _rates: Array<Rate | undefined>;
   private readonly _windowMillis: number;
   private readonly _now: () => number;
   private _index: number;
@@ -39,8 +56,10 @@ export class AdaptiveConcurrencyLimit {
   private _points = 0;
   private _settledCount = 0;
   private _remeasureAfter = REMEASURE_AFTER_WINDOWS;
-  /** The level a neighbour is being measured from. */
+  /** The level another is being measured from (gone back to unless the other wins twice). */
   private _measuringFrom: number | undefined;
+  /** Windows the level being measured has had so far. */
+  private _measuredWindows = 0;
   private _warm = false;
 
   constructor(options: AdaptiveConcurrencyLimitOptions) {
@@ -91,46 +110,72 @@ export class AdaptiveConcurrencyLimit {
       return this._restart();
     }
     if (this._settledCount < Math.max(MIN_REQUESTS_PER_WINDOW, 2 * this.current)) return;
-    this._record((this._points * 1000) / elapsed);
-    const { next, measuring } = this._next();
+    this._record(this._points, elapsed);
     if (this._measuringFrom !== undefined) {
-      const confirmed = next === this._measuringFrom;
-      this._remeasureAfter = confirmed ? Math.min(this._remeasureAfter * 2, REMEASURE_AFTER_WINDOWS_MAX) : REMEASURE_AFTER_WINDOWS;
+      // Measuring another level: it is taken once it led after two windows, else left at once.
+      const from = this._measuringFrom;
+      const leads = this._best() === this._index;
+      if (leads && ++this._measuredWindows < 2) return this._restart();
+      this._measuringFrom = undefined;
+      this._measuredWindows = 0;
+      // Each measuring that confirms the level measured from doubles the wait before the next.
+      this._remeasureAfter = leads ? REMEASURE_AFTER_WINDOWS : Math.min(this._remeasureAfter * 2, REMEASURE_AFTER_WINDOWS_MAX);
+      if (!leads) this._moveTo(from, inFlight);
+      return this._restart();
     }
-    this._measuringFrom = measuring ? this._index : undefined;
-    if (next !== this._index) {
-      this._index = next;
-      this._skip = inFlight;
-    }
+    const { next, measuring } = this._next();
+    if (measuring) this._measuringFrom = this._index;
+    this._moveTo(next, inFlight);
     this._restart();
   }
 
-  private _record(pointsPerSecond: number): void {
+  /** Requests still in flight were sent under the old level: their settling is not counted. */
+  private _moveTo(index: number, inFlight: number): void {
+    if (index === this._index) return;
+    this._index = index;
+    this._skip = inFlight;
+  }
+
+  private _record(points: number, millis: number): void {
     for (const rate of this._rates) if (rate !== undefined) rate.age++;
     const previous = this._rates[this._index];
-    // Staying at a level averages its windows; one measured long ago is measured anew.
-    const blended = previous !== undefined && previous.age < REMEASURE_AFTER_WINDOWS ? (previous.pointsPerSecond + pointsPerSecond) / 2 : pointsPerSecond;
-    this._rates[this._index] = { pointsPerSecond: blended, age: 0 };
+    // A level measured lately adds this window to its recent ones; one measured long ago (or being
+    // measured again) starts over.
+    if (previous === undefined || previous.age > REMEASURE_AFTER_WINDOWS || this._measuringFrom !== undefined && this._measuredWindows === 0) {
+      this._rates[this._index] = { points, millis, windows: 1, age: 0 };
+      return;
+    }
+    const keep = previous.windows < WINDOWS_PER_RATE ? 1 : (WINDOWS_PER_RATE - 1) / WINDOWS_PER_RATE;
+    this._rates[this._index] = { points: previous.points * keep + points, millis: previous.millis * keep + millis, windows: Math.min(previous.windows + 1, WINDOWS_PER_RATE), age: 0 };
   }
 
   /**
-   * The best level measured (a higher one only when it beats a lower by BETTER_BY); at the best, the
-   * level below while it is unmeasured (the descent from the ceiling stops where a level loses to the
-   * one above: PostgreSQL never pays for 1 in flight once 2 lost to 4); else a neighbour not measured lately.
+   * From the ceiling down, each level once; then the best level measured (a higher one only when it
+   * beats a lower by BETTER_BY), measured anew first unless it was the one measured just before; at
+   * the best, a neighbour not measured lately.
    */
   private _next(): { next: number; measuring: boolean } {
     const here = this._index;
-    let best: number | undefined;
-    this._rates.forEach((rate, i) => {
-      if (rate !== undefined && (best === undefined || rate.pointsPerSecond > this._rates[best]!.pointsPerSecond * BETTER_BY)) best = i;
-    });
-    if (best !== undefined && best !== here) return { next: best, measuring: false };
+    // The whole way down: on MLflow's SQLite store 2 in flight did no better than 4 through the bridge (both
+    // wait on the one writer) while 1 did 40% more, so a descent that stopped where a level lost to the one above stayed at 4.
     if (here > 0 && this._rates[here - 1] === undefined) return { next: here - 1, measuring: false };
+    const best = this._best();
+    if (best !== here) return { next: best, measuring: this._rates[best]!.age > 1 };
     for (const i of [here - 1, here + 1]) {
       const rate = this._rates[i];
       if (rate !== undefined && rate.age >= this._remeasureAfter) return { next: i, measuring: true };
     }
     return { next: here, measuring: false };
+  }
+
+  /** The best level measured: a higher one only when it beats a lower by BETTER_BY. */
+  private _best(): number {
+    // The current level was just recorded, so one is measured.
+    let best = this._rates.findIndex((rate) => rate !== undefined);
+    this._rates.forEach((rate, i) => {
+      if (i > best && rate !== undefined && perSecond(rate) > perSecond(this._rates[best]!) * BETTER_BY) best = i;
+    });
+    return best;
   }
 
   private _restart(): void {
