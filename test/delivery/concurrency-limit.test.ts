@@ -2,6 +2,7 @@
 // work keeps `limit` requests of 1000 points in flight; the server decides how long each takes.
 import { describe, expect, it } from 'vitest';
 import { AdaptiveConcurrencyLimit } from '../../src/delivery/AdaptiveConcurrencyLimit.js';
+import { mulberry32 } from '../../src/experiment/search.js';
 
 /** Milliseconds one request takes when `concurrent` are in flight, given as total server throughput. */
 type Server = (concurrent: number) => number;
@@ -13,14 +14,7 @@ function throughput(pointsPerSecond: (concurrent: number) => number): Server {
 
 /** The same server, each request's time multiplied by a seeded heavy-tailed noise (1 in 8 takes 2–3× as long, as MLflow's SQLite commits do). */
 function noisy(server: Server, seed: number): Server {
-  let state = seed;
-  const random = (): number => {
-    // mulberry32
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const random = mulberry32(seed);
   return (concurrent) => server(concurrent) * (random() < 0.125 ? 2 + random() : 0.8 + 0.2 * random());
 }
 
