@@ -36,6 +36,7 @@ import { InMemoryLogRecordExporter, LoggerProvider } from '@opentelemetry/sdk-lo
 import { BasicTracerProvider } from '@opentelemetry/sdk-trace-base';
 import { MeterProvider } from '@opentelemetry/sdk-metrics';
 import { createBridge } from '../src/bridge/RuntelBridge.js';
+import { bridgeTargetsFromEnv } from '../src/bridge/targets.js';
 import { OtlpCodec } from '../src/bridge/ingest/codec.js';
 import { EVENT_METRIC, EVENT_RUN_END, EVENT_RUN_START } from '../src/otel/conventions.js';
 import { CountingBatchLogRecordProcessor } from '../src/otel/CountingBatchLogRecordProcessor.js';
@@ -211,6 +212,14 @@ interface BridgeResult {
   pointsPerSecond: number;
   postSeconds: number;
   retries: number;
+  /** Share of the timed run the MLflow sender's concurrency limit spent at each level (sampled every 100 ms). */
+  levels: Map<number, number>;
+}
+
+/** `4 62% · 2 23% · 1 15%`: where the concurrency limit spent the run, highest level first. */
+function describeLevels(levels: Map<number, number>): string {
+  const total = [...levels.values()].reduce((a, b) => a + b, 0);
+  return [...levels].sort(([a], [b]) => b - a).map(([level, n]) => `${level} ${Math.round((100 * n) / total)}%`).join(' · ');
 }
 
 /** `prime`: a run the bridge delivers before the timing, to the same server (undefined: a fresh bridge is timed). */
@@ -218,11 +227,13 @@ async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grp
   return withServer(setup, async (server, client) => {
     await warmUp(client, 'warm-up');
     const errors: string[] = [];
+    // The targets the bridge would build from these options, built here so the sender's level can be read.
+    const targets = bridgeTargetsFromEnv({ mlflow: { trackingUri: server.url, ...(process.env.BENCH_CONCURRENCY ? { maxConcurrentRequests: Number(process.env.BENCH_CONCURRENCY) } : {}) }, wandb: false });
+    const sender = targets[0] as unknown as { stats(): { concurrencyLimit: number } };
     const bridge = await createBridge({
       port: 0,
       ...(via === 'grpc' ? { grpcPort: 0 } : {}),
-      mlflow: { trackingUri: server.url, ...(process.env.BENCH_CONCURRENCY ? { maxConcurrentRequests: Number(process.env.BENCH_CONCURRENCY) } : {}) },
-      wandb: false,
+      targets,
       onError: (f) => errors.push(`${f.backend}:${f.operation}: ${f.error instanceof Error ? f.error.message : String(f.error)}`),
       log: (line) => errors.push(line),
     });
@@ -233,13 +244,19 @@ async function bridgeCase(setup: ServerSetup, bodies: Bodies, via: 'http' | 'grp
         await send(prime);
         await bridge.flush();
       }
+      const levels = new Map<number, number>();
+      const sample = setInterval(() => {
+        const level = sender.stats().concurrencyLimit;
+        levels.set(level, (levels.get(level) ?? 0) + 1);
+      }, 100);
       const start = performance.now();
       const sent = await send(bodies);
       const postSeconds = (performance.now() - start) / 1000;
       // Everything taken is delivered: the MLflow sender's queue drained and its last requests answered.
       await bridge.flush();
       const seconds = (performance.now() - start) / 1000;
-      result = { pointsPerSecond: points / seconds, postSeconds, retries: sent.retries };
+      clearInterval(sample);
+      result = { pointsPerSecond: points / seconds, postSeconds, retries: sent.retries, levels };
       const stats = bridge.stats();
       if (stats.rejectedLogRecords !== 0 || stats.queuedPoints !== 0 || Object.keys(bridge.failureCounts()).length > 0 || errors.length > 0) {
         throw new Error(`bridge: ${JSON.stringify({ stats, failures: bridge.failureCounts(), errors: errors.slice(0, 5) })}`);
@@ -391,8 +408,8 @@ for (const setup of setups) {
     }
   }
 }
-const bestA = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
-const bestAGrpc = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0 }]));
+const bestA = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0, levels: new Map() }]));
+const bestAGrpc = new Map<ServerSetup, BridgeResult>(setups.map((s) => [s, { pointsPerSecond: 0, postSeconds: 0, retries: 0, levels: new Map() }]));
 const bestB = new Map<ServerSetup, number>(setups.map((s) => [s, 0]));
 const paired = new Map<ServerSetup, { http: number[]; grpc: number[] }>(setups.map((s) => [s, { http: [], grpc: [] }]));
 const ceiling = (setup: ServerSetup): Promise<number> => ceilingCase(setup, keys, steps, ceilingConcurrency.get(setup)!, primeSteps);
@@ -410,7 +427,7 @@ for (let rep = 1; rep <= repeats; rep++) {
     before.set(setup, b1);
     const b = (b0 + b1) / 2;
     console.log(
-      `  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries)  (A-gRPC) ${fmt(g.pointsPerSecond)} (${g.retries} UNAVAILABLE retries)  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b0)} before, ${fmt(b1)} after`,
+      `  round ${rep} (${describeSetup(setup)}): (A) ${fmt(a.pointsPerSecond)} (all POSTs answered after ${a.postSeconds.toFixed(2)} s, ${a.retries} 503 retries; in flight ${describeLevels(a.levels)})  (A-gRPC) ${fmt(g.pointsPerSecond)} (${g.retries} UNAVAILABLE retries; ${describeLevels(g.levels)})  (B) ×${ceilingConcurrency.get(setup)} ${fmt(b0)} before, ${fmt(b1)} after`,
     );
     if (a.pointsPerSecond > bestA.get(setup)!.pointsPerSecond) bestA.set(setup, a);
     if (g.pointsPerSecond > bestAGrpc.get(setup)!.pointsPerSecond) bestAGrpc.set(setup, g);
