@@ -1,9 +1,9 @@
 // How many requests a DeliveryBackend keeps in flight, found by measuring. Servers differ: MLflow on
 // SQLite serializes its writes and concurrent ones wait on the database lock (here, 4 log-batch
 // requests at once stored 10% fewer points/s than 1), MLflow on PostgreSQL stores 30% more with 4
-// than with 1. So the limit measures points/s while work is queued at each of the levels 1, 2, 4, …
-// up to `maxConcurrentRequests`, each once from the ceiling down, keeps to the best, and measures its
-// neighbours again now and then, as a server's rate drifts. One window is off by up to ±20% on
+// than with 1. So the limit measures points/s while work is queued at the levels 1, 2, 4, … up to
+// `maxConcurrentRequests`: the ceiling first, then 1, then keeps to the better and measures its
+// neighbours now and then (the levels between too), as a server's rate drifts. One window is off by up to ±20% on
 // MLflow's SQLite store, so the level in use is judged on its recent windows together, and another
 // level is taken only after it led in two windows of its own.
 
@@ -61,6 +61,8 @@ export class AdaptiveConcurrencyLimit {
   /** Windows the level being measured has had so far. */
   private _measuredWindows = 0;
   private _warm = false;
+  /** Windows recorded, at any level: how long a level never measured has waited. */
+  private _windows = 0;
 
   constructor(options: AdaptiveConcurrencyLimitOptions) {
     const { max } = options;
@@ -137,6 +139,7 @@ export class AdaptiveConcurrencyLimit {
   }
 
   private _record(points: number, millis: number): void {
+    this._windows++;
     for (const rate of this._rates) if (rate !== undefined) rate.age++;
     const previous = this._rates[this._index];
     // A level measured lately adds this window to its recent ones; one measured long ago (or being
@@ -150,21 +153,24 @@ export class AdaptiveConcurrencyLimit {
   }
 
   /**
-   * From the ceiling down, each level once; then the best level measured (a higher one only when it
-   * beats a lower by BETTER_BY), measured anew first unless it was the one measured just before; at
-   * the best, a neighbour not measured lately.
+   * The ceiling, then 1; then the best level measured (a higher one only when it beats a lower by
+   * BETTER_BY), measured anew first unless it was the one measured just before; at the best, a
+   * neighbour not measured lately, or never.
    */
   private _next(): { next: number; measuring: boolean } {
     const here = this._index;
-    // The whole way down: through the bridge on MLflow's SQLite store 2 in flight did no better than 4
-    // (both wait on the one writer) while 1 stored 10,000–11,500 points/s against 4,000–8,000 at 4, so a
-    // descent that stopped where a level lost to the one above stayed at 4.
-    if (here > 0 && this._rates[here - 1] === undefined) return { next: here - 1, measuring: false };
+    // Straight to 1, as the two ends tell the servers apart in one window each: through the bridge on
+    // MLflow's SQLite store 1 stored 10,000–11,500 points/s against 4,000–8,000 at 4 (and 2 did no
+    // better than 4: both wait on the one writer), on PostgreSQL 1 stores 0.6× what 4 does. A level
+    // between, measured on the way down, cost a window on both and, within a window's ±20%, won by
+    // luck often enough that a fresh bridge on PostgreSQL spent a median 28% of a 10 s run below 4.
+    if (this._rates[0] === undefined) return { next: 0, measuring: false };
     const best = this._best();
     if (best !== here) return { next: best, measuring: this._rates[best]!.age > 1 };
     for (const i of [here - 1, here + 1]) {
-      const rate = this._rates[i];
-      if (rate !== undefined && rate.age >= this._remeasureAfter) return { next: i, measuring: true };
+      if (i < 0 || i >= this._levels.length) continue;
+      const age = this._rates[i]?.age ?? this._windows;
+      if (age >= this._remeasureAfter) return { next: i, measuring: true };
     }
     return { next: here, measuring: false };
   }

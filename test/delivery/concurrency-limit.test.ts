@@ -69,6 +69,16 @@ describe('AdaptiveConcurrencyLimit', () => {
     expect(tail).not.toContain(1);
   });
 
+  it('a fresh limit measures the two ends first, the ceiling then 1, and a level between only later (one window each tells SQLite from PostgreSQL; a middle level measured at once costs a window on both and, within the noise, can win by luck)', () => {
+    const levels = simulate(throughput((c) => ({ 1: 5_900, 2: 8_600, 4: 10_100 })[c]!), 4, 400);
+    const firstAway = levels.findIndex((l) => l !== 4);
+    expect(levels[firstAway]).toBe(1);
+    const backToFour = levels.indexOf(4, firstAway);
+    expect(backToFour).toBeGreaterThan(firstAway);
+    expect(levels.indexOf(2)).toBeGreaterThan(backToFour);
+    expect(levels.at(-1)).toBe(4);
+  });
+
   it('a level that loses to the one above does not end the descent (MLflow on SQLite through the bridge: 2 and 4 both wait on the one writer, 1 does far better)', () => {
     const levels = simulate(throughput((c) => ({ 1: 10_000, 2: 6_000, 4: 6_300 })[c]!), 4, 400);
     expect(levels[0]).toBe(4);
