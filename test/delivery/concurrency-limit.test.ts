@@ -79,7 +79,7 @@ describe('AdaptiveConcurrencyLimit', () => {
     expect(levels.at(-1)).toBe(4);
   });
 
-  it('a level that loses to the one above does not end the descent (MLflow on SQLite through the bridge: 2 and 4 both wait on the one writer, 1 does far better)', () => {
+  it('a level between that does no better than the ceiling does not keep the limit from 1 (MLflow on SQLite through the bridge: 2 and 4 both wait on the one writer, 1 does far better)', () => {
     const levels = simulate(throughput((c) => ({ 1: 10_000, 2: 6_000, 4: 6_300 })[c]!), 4, 400);
     expect(levels[0]).toBe(4);
     expect(levels.at(-1)).toBe(1);
