@@ -79,6 +79,20 @@ describe('AdaptiveConcurrencyLimit', () => {
     expect(levels.at(-1)).toBe(4);
   });
 
+  it('a level far below the best ends its window early: PostgreSQL-like, 1 in flight stores 0.6× what 4 does, measured in 4 requests, not 8', () => {
+    const levels = simulate(throughput((c) => ({ 1: 12_000, 2: 15_500, 4: 19_700 })[c]!), 4, 400);
+    const firstAtOne = levels.indexOf(1);
+    // Settled at 1: the 3 sent at 4 and still in flight (not counted), the one that starts the window, and 4 counted (8 before).
+    expect(levels.indexOf(4, firstAtOne) - firstAtOne).toBe(8);
+    expect(levels.at(-1)).toBe(4);
+  });
+
+  it('a level a little below the best is measured in full: the early end needs a wide gap (1 at 0.8× of 4)', () => {
+    const levels = simulate(throughput((c) => ({ 1: 8_000, 2: 9_000, 4: 10_000 })[c]!), 4, 400);
+    const firstAtOne = levels.indexOf(1);
+    expect(levels.indexOf(4, firstAtOne) - firstAtOne).toBe(12);
+  });
+
   it('a level between that does no better than the ceiling does not keep the limit from 1 (MLflow on SQLite through the bridge: 2 and 4 both wait on the one writer, 1 does far better)', () => {
     const levels = simulate(throughput((c) => ({ 1: 10_000, 2: 6_000, 4: 6_300 })[c]!), 4, 400);
     expect(levels[0]).toBe(4);
