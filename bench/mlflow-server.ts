@@ -2,7 +2,6 @@
 // tmpfs), and the server's ceiling, raw log-batch requests of 1000 metrics with pre-built bodies.
 
 import { existsSync } from 'node:fs';
-import { request } from 'undici';
 import { MlflowClient } from '../src/index.js';
 import { startMlflow } from '../test/services/index.js';
 import type { MlflowHandle, MlflowStore } from '../test/services/index.js';
@@ -71,14 +70,18 @@ function logBatchBodies(runId: string, keys: number, steps: number): string[] {
   return bodies;
 }
 
-/** Posts every body, `concurrency` at a time. */
-async function postAll(url: string, bodies: string[], concurrency: number): Promise<void> {
+/**
+ * Posts every body, `concurrency` at a time, through runtel's own MLflow HTTP client (one attempt each, no
+ * retries): it spreads its connections over the server's workers (src/mlflow/MlflowClient.ts), and a
+ * ceiling measured on connections that landed on one worker would be no ceiling.
+ */
+async function postAll(client: MlflowClient, bodies: string[], concurrency: number): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (next < bodies.length) {
         const body = bodies[next++]!;
-        const res = await request(`${url}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+        const res = await client.http.send('log-batch', `${client.trackingUri}/api/2.0/mlflow/runs/log-batch`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
         if (res.statusCode !== 200) throw new Error(`log-batch answered ${res.statusCode}: ${await res.body.text()}`);
         await res.body.dump();
       }
@@ -92,15 +95,15 @@ async function postAll(url: string, bodies: string[], concurrency: number): Prom
  * primeSteps points goes in the same way, as a bridge's earlier run does (bridge-ingest's primed case).
  */
 export function ceilingCase(setup: ServerSetup, keys: number, steps: number, concurrency: number, primeSteps = 0): Promise<number> {
-  return withServer(setup, async (server, client) => {
+  return withServer(setup, async (_server, client) => {
     const info = await warmUp(client, `ceiling-${concurrency}`);
     if (primeSteps > 0) {
       const prime = await warmUp(client, `ceiling-${concurrency}-prime`);
-      await postAll(server.url, logBatchBodies(prime.run_id, keys, primeSteps), concurrency);
+      await postAll(client, logBatchBodies(prime.run_id, keys, primeSteps), concurrency);
     }
     const bodies = logBatchBodies(info.run_id, keys, steps);
     const start = performance.now();
-    await postAll(server.url, bodies, concurrency);
+    await postAll(client, bodies, concurrency);
     return (keys * steps) / ((performance.now() - start) / 1000);
   });
 }

@@ -48,6 +48,13 @@ export interface HttpClientOptions extends HttpRetryOptions {
   serverCertPath?: string | undefined;
   /** Builds the target's error class. */
   errorFor?: (init: TargetErrorInit) => TargetError;
+  /** Spreads the connections over a pre-fork server's workers (see spacedConnector). Default: neither. */
+  spreadConnections?: {
+    /** New connections at least this far apart. */
+    connectSpacingMillis: number;
+    /** Each connection is closed after this many requests; the next opens another. Default: kept. */
+    maxRequestsPerConnection?: number;
+  };
 }
 
 export interface HttpRequest {
@@ -96,8 +103,11 @@ export class HttpClient {
     const tls = options.insecureTls === true || options.serverCertPath !== undefined
       ? { rejectUnauthorized: options.insecureTls !== true, ...(options.serverCertPath !== undefined ? { ca: readFileSync(options.serverCertPath) } : {}) }
       : {};
-    const connect = buildConnector(tls);
+    const spread = options.spreadConnections;
+    const connect = spread === undefined ? buildConnector(tls) : spacedConnector(buildConnector(tls), spread.connectSpacingMillis, this._abort.signal, this._keepAlive);
     this._agent = new Agent({
+      // undici marks the request after `maxRequestsPerClient` as the socket's last (`connection: close`).
+      ...(spread?.maxRequestsPerConnection !== undefined ? { maxRequestsPerClient: spread.maxRequestsPerConnection - 1 } : {}),
       connect: this._keepAlive
         ? connect
         : (opts, callback) =>
@@ -310,4 +320,25 @@ export function redactUrl(url: string): string {
 function positive(value: number, name: string): number {
   if (!(value > 0) || Number.isNaN(value)) throw new RangeError(`${name} must be greater than 0, got ${value}`);
   return value;
+}
+
+/**
+ * A connector that opens connections at least `spacingMillis` apart, in the order asked for. A
+ * pre-fork server (uvicorn or gunicorn workers sharing one listening socket, as `mlflow server
+ * --workers N` runs) gives each new connection to whichever worker accepts first: opened together,
+ * most land on one worker, while one opened when the others' workers are busy goes to an idle one.
+ */
+export function spacedConnector(connect: buildConnector.connector, spacingMillis: number, signal: AbortSignal, keepProcessAlive: boolean): buildConnector.connector {
+  let next = 0;
+  return (options, callback) => {
+    const now = performance.now();
+    const at = Math.max(now, next);
+    next = at + spacingMillis;
+    if (at === now) return connect(options, callback);
+    const timer = setTimeout(() => {
+      if (signal.aborted) callback(new Error('the client was closed'), null);
+      else connect(options, callback);
+    }, at - now);
+    if (!keepProcessAlive) timer.unref();
+  };
 }
