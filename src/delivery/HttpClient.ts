@@ -52,8 +52,8 @@ export interface HttpClientOptions extends HttpRetryOptions {
   spreadConnections?: {
     /** New connections at least this far apart. */
     connectSpacingMillis: number;
-    /** Each connection is closed after this many requests; the next opens another. Default: kept. */
-    maxRequestsPerConnection?: number;
+    /** A connection older than this is closed once its requests are done; the next opens another. Default: kept. */
+    maxConnectionAgeMillis?: number;
   };
 }
 
@@ -106,8 +106,9 @@ export class HttpClient {
     const spread = options.spreadConnections;
     const connect = spread === undefined ? buildConnector(tls) : spacedConnector(buildConnector(tls), spread.connectSpacingMillis, this._abort.signal, this._keepAlive);
     this._agent = new Agent({
-      // undici marks the request after `maxRequestsPerClient` as the socket's last (`connection: close`).
-      ...(spread?.maxRequestsPerConnection !== undefined ? { maxRequestsPerClient: spread.maxRequestsPerConnection - 1 } : {}),
+      // By age, not by count: renewed every n requests, a fast server's requests would wait for new
+      // connections (one per spacing), whatever its speed.
+      ...(spread?.maxConnectionAgeMillis !== undefined ? { clientTtl: spread.maxConnectionAgeMillis } : {}),
       connect: this._keepAlive
         ? connect
         : (opts, callback) =>

@@ -123,7 +123,7 @@ export class MlflowClient {
       // 14,731), their connections split 4:1, 5:1 or 5:0 in 3; opened 25 ms apart and renewed every 8
       // requests, 15,835–18,840 (mean 17,625). Over https a proxy spreads the requests, and a new
       // connection costs a TLS handshake: kept there.
-      spreadConnections: { connectSpacingMillis: 25, ...(this.trackingUri.startsWith('http:') ? { maxRequestsPerConnection: 8 } : {}) },
+      spreadConnections: { connectSpacingMillis: 25, ...(this.trackingUri.startsWith('http:') ? { maxConnectionAgeMillis: 1000 } : {}) },
     });
   }
 
