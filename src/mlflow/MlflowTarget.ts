@@ -315,9 +315,12 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
+    // Spawned now, read once the run's lookups are done.
+    const commit = this._commit();
     const experimentId = await this.experimentId(this._experimentName(event));
     if (this._config.findExistingRuns || event.resumed === true) {
-      const existing = await this.findRun(experimentId, event.runId);
+      // A fresh runtel id is no MLflow run id: only a run resumed by one is looked up by it too.
+      const existing = await this.findRun(experimentId, event.runId, event.resumed === true);
       if (existing !== undefined) {
         if (event.resumed === true && existing.status !== 'RUNNING') await this.mlflow.updateRun({ run_id: existing.runId, status: 'RUNNING' });
         state.mlflowId = existing.runId;
@@ -340,8 +343,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       tags.push({ key: TAG_PARENT_RUN_ID, value: event.parentId });
       this._context.reportOnce('parent-not-found', 'find-parent', new Error(`${this.location}: parent run ${event.parentId} of run ${event.runId} (${JSON.stringify(event.name)}) has no MLflow run tagged ${RUNTEL_RUN_ID_TAG}; the run is created top-level with the tag ${TAG_PARENT_RUN_ID}`));
     }
-    const commit = await this._commit();
-    if (commit !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: commit });
+    const sha = await commit;
+    if (sha !== undefined) tags.push({ key: 'mlflow.source.git.commit', value: sha });
     const info = await this.mlflow.createRun(
       { experiment_id: experimentId, run_name: event.name, start_time: Math.floor(event.startTime), tags },
       // The runtel.run_id tag goes in the create request, so a run an unanswered attempt made is found by it.
@@ -376,11 +379,11 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     return (await this.findRun(experimentId, parentRuntelId))?.runId;
   }
 
-  /** A run by its runtel.run_id tag in one experiment, or by MLflow run id (resuming by MLflow id). */
-  async findRun(experimentId: string, runtelId: string): Promise<{ runId: string; status: MlflowRunStatus; artifactUri: string | undefined } | undefined> {
+  /** A run by its runtel.run_id tag in one experiment, or (`byMlflowId`) by MLflow run id (resuming by MLflow id). */
+  async findRun(experimentId: string, runtelId: string, byMlflowId = true): Promise<{ runId: string; status: MlflowRunStatus; artifactUri: string | undefined } | undefined> {
     const found = await this.mlflow.searchRuns([experimentId], runIdFilter(runtelId));
     let info = found[0]?.info;
-    if (info === undefined && /^[0-9a-f]{32}$/.test(runtelId)) {
+    if (info === undefined && byMlflowId && /^[0-9a-f]{32}$/.test(runtelId)) {
       try {
         info = (await this.mlflow.getRun(runtelId)).info;
       } catch (error) {

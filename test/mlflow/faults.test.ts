@@ -159,6 +159,25 @@ describe('MLflow faults (SQLite)', () => {
     expect(new Set((await mlflow.client.getMetricHistory(stored.info.run_id, 'loss')).map((m) => m.step)).size).toBe(60_000);
   }, 120_000);
 
+  it('a new run that may exist already (the bridge, the exporters, sync) is looked for by its tag only: a runtel id is an MLflow run id only when a run is resumed by one', async () => {
+    const calls: string[] = [];
+    const proxy = await faultyProxy(mlflow.server.port, (path) => {
+      calls.push(path.replace(/\?.*/, ''));
+      return { forward: true };
+    });
+    const logger = new MlflowLogger({ trackingUri: proxy.url, findExistingRuns: true, onError: () => undefined });
+    const run = logger.startRun({ name: 'lookups', experiment: 'lookups' });
+    run.logMetrics({ loss: 1 }, { step: 0 });
+    await run.finish();
+    await logger.shutdown();
+    await proxy.close();
+    const created = calls.indexOf('/api/2.0/mlflow/runs/create');
+    expect(created).toBeGreaterThan(0);
+    // Before: runs/search, then runs/get by the runtel id (404), then runs/create.
+    expect(calls.slice(0, created).filter((c) => c.startsWith('/api/2.0/mlflow/runs/'))).toEqual(['/api/2.0/mlflow/runs/search']);
+    expect((await runsByRuntelId(mlflow.client, 'lookups')).get(run.id)?.info.status).toBe('FINISHED');
+  });
+
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
     const pool = JSON.stringify({ error_code: 'BAD_REQUEST', message: 'QueuePool limit of size 5 overflow 10 reached, connection timed out, timeout 30.00 (Background on this error at: https://sqlalche.me/e/21/3o7r)' });
     let batches = 0;
