@@ -22,8 +22,7 @@
 // fresh one spends its first seconds measuring the server (AdaptiveConcurrencyLimit).
 // Run: npx tsx bench/bridge-ingest.ts [keys] [steps]   (needs `bash scripts/provision.sh mlflow postgres`)
 // Env: BENCH_BATCH (records per request), BENCH_STORES, BENCH_WORKERS, BENCH_REPEATS (rounds, 5), BENCH_PRIME_STEPS (steps of an untimed run before each case; default 0, none), BENCH_CONCURRENCY (the bridge's MLflow sender's
-// maxConcurrentRequests), BENCH_INFLIGHT (the "collector's" requests in flight), BENCH_FIRST_GAP (ms between the first
-// request and the rest, 20, or `answered`) — see bench/mlflow-server.ts.
+// maxConcurrentRequests), BENCH_INFLIGHT (the "collector's" requests in flight) — see bench/mlflow-server.ts.
 
 import { fork } from 'node:child_process';
 import { availableParallelism } from 'node:os';
@@ -64,8 +63,6 @@ const repeats = Number(process.env.BENCH_REPEATS ?? 5);
 const CALIBRATION_SAMPLES = 3;
 /** Requests in flight from the "collector": its sending_queue consumers, 8 in collector-config/. */
 const inFlight = Number(process.env.BENCH_INFLIGHT ?? 8);
-/** After the first request (ml.run.start), the rest start this many ms later, or once it is answered (firstThenRest). */
-const FIRST_GAP: number | 'answered' = process.env.BENCH_FIRST_GAP === 'answered' ? 'answered' : Number(process.env.BENCH_FIRST_GAP ?? 20);
 
 function fmt(v: number): string {
   return Math.round(v).toLocaleString();
@@ -161,27 +158,14 @@ async function sendAll(url: string, bodies: Buffer[], concurrency: number): Prom
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   };
-  await firstThenRest(sendOne, bodies, concurrency);
-  return { retries, waitedMillis };
-}
-
-/**
- * The first body (it carries ml.run.start, which must arrive first), then the rest `concurrency` at a
- * time: FIRST_GAP ms after the first was sent, as a Collector's consumers take batches off its
- * queue one after another; with BENCH_FIRST_GAP=answered, only once the first is answered, as this
- * bench did until 2026-12-07 (no Collector waits so: the bridge creates the run while nothing else came).
- */
-async function firstThenRest(sendOne: (body: Buffer) => Promise<void>, bodies: Buffer[], concurrency: number): Promise<void> {
-  const first = sendOne(bodies[0]!);
-  if (FIRST_GAP === 'answered') await first;
-  else await new Promise((resolve) => setTimeout(resolve, FIRST_GAP));
+  await sendOne(bodies[0]!);
   let next = 1;
-  await Promise.all([
-    first,
-    ...Array.from({ length: concurrency }, async () => {
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
       while (next < bodies.length) await sendOne(bodies[next++]!);
     }),
-  ]);
+  );
+  return { retries, waitedMillis };
 }
 
 const LOGS_EXPORT = '/opentelemetry.proto.collector.logs.v1.LogsService/Export';
@@ -204,7 +188,13 @@ async function sendAllGrpc(address: string, bodies: Buffer[], concurrency: numbe
     }
   };
   try {
-    await firstThenRest(sendOne, bodies, concurrency);
+    await sendOne(bodies[0]!);
+    let next = 1;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (next < bodies.length) await sendOne(bodies[next++]!);
+      }),
+    );
   } finally {
     client.close();
   }
