@@ -77,13 +77,15 @@ describe('the MLflow client spreads its connections over a pre-fork server', () 
     expect(Math.max(...served)).toBeLessThanOrEqual(5);
   });
 
-  it("a fast server's requests do not wait for new connections: 400 in a row keep one or two", async () => {
+  it("a fast server's requests do not wait for new connections: 400 in a row open about one a second", async () => {
     const server = await recordingServer(0);
     const client = new MlflowClient({ trackingUri: server.url });
     closing.push(server.close, () => client.close());
+    const start = performance.now();
     for (let i = 0; i < 400; i++) await client.getExperimentIdByName('x');
-    // Renewed by count (every 8 requests) the client opened 50 connections, 25 ms apart: at most 320
-    // requests/s, whatever the server's speed (a bridge taking 20,000 short runs then took minutes).
-    expect(server.connections.length).toBeLessThanOrEqual(2);
+    const seconds = (performance.now() - start) / 1000;
+    // Renewed by count (every 8 requests) the client opened 386 connections, 25 ms apart, in 9.6 s: at
+    // most 320 requests/s whatever the server's speed (a bridge taking 20,000 short runs took minutes).
+    expect(server.connections.length).toBeLessThanOrEqual(2 + Math.floor(seconds));
   });
 });
