@@ -330,16 +330,26 @@ function positive(value: number, name: string): number {
  * most land on one worker, while one opened when the others' workers are busy goes to an idle one.
  */
 export function spacedConnector(connect: buildConnector.connector, spacingMillis: number, signal: AbortSignal, keepProcessAlive: boolean): buildConnector.connector {
-  let next = 0;
+  const waiting: Array<() => void> = [];
+  let lastOpenedAt = -Infinity;
+  let timer: NodeJS.Timeout | undefined;
+  // Each turn is timed from when the last connection really opened: turns set when asked for would
+  // all come due together after the event loop was busy, and open at once.
+  const openDue = (): void => {
+    timer = undefined;
+    while (waiting.length > 0) {
+      const wait = lastOpenedAt + spacingMillis - performance.now();
+      if (wait > 0) {
+        timer = setTimeout(openDue, wait);
+        if (!keepProcessAlive) timer.unref();
+        return;
+      }
+      lastOpenedAt = performance.now();
+      waiting.shift()!();
+    }
+  };
   return (options, callback) => {
-    const now = performance.now();
-    const at = Math.max(now, next);
-    next = at + spacingMillis;
-    if (at === now) return connect(options, callback);
-    const timer = setTimeout(() => {
-      if (signal.aborted) callback(new Error('the client was closed'), null);
-      else connect(options, callback);
-    }, at - now);
-    if (!keepProcessAlive) timer.unref();
+    waiting.push(() => (signal.aborted ? callback(new Error('the client was closed'), null) : connect(options, callback)));
+    if (timer === undefined) openDue();
   };
 }
