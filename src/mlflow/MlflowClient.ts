@@ -118,12 +118,11 @@ export class MlflowClient {
       insecureTls: options.insecureTls ?? getBooleanFromEnv('MLFLOW_TRACKING_INSECURE_TLS') ?? false,
       serverCertPath: options.serverCertPath ?? getStringFromEnv('MLFLOW_TRACKING_SERVER_CERT_PATH'),
       errorFor: mlflowError,
-      // `mlflow server --workers N` is a pre-fork server, each connection served by one worker for its life.
-      // On PostgreSQL with 2 workers, 6 fresh loggers of 100,000 points each: 10,181–17,562 points/s (mean
-      // 14,731), their connections split 4:1, 5:1 or 5:0 in 3; opened 25 ms apart and renewed every 8
-      // requests, 15,835–18,840 (mean 17,625). Renewed by age (a fast server's requests then never wait
-      // for a connection), alternately with none: 15,509–17,616 (mean 16,343) against 10,884–17,160
-      // (mean 14,451). Over https a proxy spreads the requests, and a new connection costs a TLS
+      // `mlflow server --workers N` is a pre-fork server, each connection served by one worker for its life;
+      // opened together, a client's connections split 4:1, 5:1 or 5:0. On PostgreSQL with 2 workers, 6 fresh
+      // loggers of 100,000 points each, alternately: 15,509–17,616 points/s (mean 16,343) spread so, against
+      // 10,884–17,160 (mean 14,451) not. Renewed by age, not by count, so a fast server's requests never wait
+      // for a connection. Over https a proxy spreads the requests, and a new connection costs a TLS
       // handshake: kept there.
       spreadConnections: { connectSpacingMillis: 25, ...(this.trackingUri.startsWith('http:') ? { maxConnectionAgeMillis: 1000 } : {}) },
     });
