@@ -320,6 +320,38 @@ describe("a run's end waits for its last records", () => {
     expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2', 'run_finished']);
   });
 
+  it('a run with more points than de-duplication remembers is counted too: its end does not wait out the window', async () => {
+    const { bridge, backend } = await start({ finishSettleMillis: 60_000, maxSeenPointsPerRun: 2 });
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), metric(1), metric(2), countedEnd(3)]), JSON_TYPE)).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2', 'run_finished']);
+    expect(bridge.stats().rememberedPoints).toBe(2);
+  });
+
+  it('a request not acknowledged in time gets 503, its data goes on; a run it may resend past the memory then waits out the window', async () => {
+    // A target that acknowledges nothing until told to: the request's data is taken but not delivered within ackTimeoutMillis.
+    let deliver!: () => void;
+    const delivered = new Promise<boolean>((resolve) => (deliver = () => resolve(true)));
+    const backend = Object.assign(new RecordingBackend(), { position: () => 1, whenDelivered: () => delivered });
+    const bridge = await createBridge({ port: 0, targets: [backend], log: () => undefined, finishSettleMillis: 400, ackTimeoutMillis: 1000, maxSeenPointsPerRun: 2 });
+    bridges.push(bridge);
+    const first = await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), metric(1), metric(2)]), JSON_TYPE);
+    expect(first.status).toBe(503);
+    expect(statusOf(first.body).code).toBe(14);
+    expect(bridge.stats().ackTimeouts).toBe(1);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2']);
+    deliver();
+    // The Collector resends it: metric 2, past the memory, is forwarded and would count again. With the
+    // end saying 4 (one record still on its way), counting it twice would let the end go before metric 3.
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([startRecord, metric(0), metric(1), metric(2)]), JSON_TYPE)).status).toBe(200);
+    // The end's request is answered once the end is forwarded.
+    const ended = post(`${bridge.url}/v1/logs`, jsonLogs([countedEnd(4)]), JSON_TYPE);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2', 'metrics@2']);
+    expect((await post(`${bridge.url}/v1/logs`, jsonLogs([metric(3)]), JSON_TYPE)).status).toBe(200);
+    expect((await ended).status).toBe(200);
+    expect(order(backend)).toEqual(['run_started', 'metrics@0', 'metrics@1', 'metrics@2', 'metrics@2', 'metrics@3', 'run_finished']);
+  });
+
   it('a bad count (not a non-negative integer) is ignored: the end waits out the window as without one', async () => {
     const { bridge, backend } = await start({ finishSettleMillis: 300 });
     const bad = { ...end, attributes: { ...end.attributes, 'ml.run.metric_records_count': { stringValue: 'many' } } };

@@ -57,14 +57,29 @@ describe('OtelRunTranslator', () => {
     expect(t.complete(id)).toBe(true);
   });
 
-  it('complete() is false once de-duplication forgot the run\'s points (a resend could no longer be told apart)', () => {
-    const t = new OtelRunTranslator({ maxSeenPoints: 2 });
+  it('complete(): points past what de-duplication remembers still count; a run that may be resent then stops counting', () => {
+    const t = new OtelRunTranslator({ maxSeenPointsPerRun: 2, maxSeenPoints: 3 });
     const metric = (run: string, step: number): OtelLogInput => ({ eventName: 'ml.metric', attributes: { 'ml.run.id': run, 'ml.metric.key': 'loss', 'ml.metric.value': step, 'ml.metric.step': step }, timeMillis: 1001 + step });
     const other = 'b'.repeat(32);
-    t.logs([metric(id, 0), metric(id, 1), rec('ml.run.end', { 'ml.run.status': 'success', 'ml.run.metric_records_count': 2 }, 2000)]);
+    // 3 points, 2 remembered: the end's count is still reached without waiting out the bridge's window.
+    t.logs([metric(id, 0), metric(id, 1), metric(id, 2), rec('ml.run.end', { 'ml.run.status': 'success', 'ml.run.metric_records_count': 3 }, 2000)]);
+    expect(t.seenPoints).toBe(2);
     expect(t.complete(id)).toBe(true);
-    t.logs([metric(other, 0)]); // past maxSeenPoints: the least recently active run forgets
+    // A request of this run that may come again (its sender was not told it was taken): a resent point
+    // past the memory would count twice, so whether all have arrived can no longer be told.
+    t.mayBeResent(id);
     expect(t.complete(id)).toBe(false);
+    // Past maxSeenPoints the least recently active run forgets its points; its count so far stays right.
+    const third = 'c'.repeat(32);
+    t.logs([metric(other, 0), metric(other, 1), rec('ml.run.end', { 'ml.run.id': other, 'ml.run.status': 'success', 'ml.run.metric_records_count': 2 }, 2000)]);
+    t.logs([metric(third, 0), metric(third, 1)]);
+    expect(t.complete(other)).toBe(true);
+    // A run whose points are all remembered is told apart when resent: it keeps counting.
+    t.mayBeResent(third);
+    t.logs([metric(third, 0), metric(third, 1), rec('ml.run.end', { 'ml.run.id': third, 'ml.run.status': 'success', 'ml.run.metric_records_count': 2 }, 2000)]);
+    expect(t.complete(third)).toBe(true);
+    t.mayBeResent(other); // forgotten: a resend could no longer be told apart
+    expect(t.complete(other)).toBe(false);
   });
 
   it('a point is its key, step and time: the same step at another time is another point, a system sample never collides with one', () => {

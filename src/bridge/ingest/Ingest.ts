@@ -243,6 +243,7 @@ export class Ingest {
     }
     this._stats.ackTimeouts++;
     // The data stays queued and goes on; the sender keeps the request and sends it again.
+    for (const runId of touched) this._translator.mayBeResent(runId);
     throw this._busy(`its data was not delivered to the targets within ${this._options.ackTimeoutMillis} ms`);
   }
 

@@ -69,6 +69,8 @@ interface RunMemo {
   received: number;
   /** How many of them its end says it emitted (ATTR_RUN_METRIC_RECORDS_COUNT), once an end said it. */
   expected: number | undefined;
+  /** Some of the points counted are not remembered (past the bounds, or forgotten): a resend of one would count again. */
+  unremembered: boolean;
 }
 
 const SYSTEM_SEEN_KEY = '\0system';
@@ -155,11 +157,21 @@ export class OtelRunTranslator {
 
   /**
    * Whether every ml.metric and ml.system record the run's end counts has arrived. False when no end
-   * gave a count, and when de-duplication stopped remembering the run's points (it could not tell).
+   * gave a count, and after mayBeResent() for a run with points de-duplication does not remember.
    */
   complete(runId: string): boolean {
     const memo = this._runs.get(runId);
     return memo?.expected !== undefined && memo.received >= memo.expected;
+  }
+
+  /**
+   * Records of this run were taken but their sender was not told (it will send them again): a run
+   * with points de-duplication does not remember could count those twice, so it is never complete()
+   * again until it restarts; its end waits out the window instead.
+   */
+  mayBeResent(runId: string): void {
+    const memo = this._runs.get(runId);
+    if (memo?.unremembered === true) memo.received = Number.NEGATIVE_INFINITY;
   }
 
   /** Whether the run is known and not finished (a run only heard of through heartbeats is not started). */
@@ -351,7 +363,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined };
+      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined, unremembered: false };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;
@@ -380,8 +392,7 @@ export class OtelRunTranslator {
   private _forget(memo: RunMemo): void {
     this._seenTotal -= memo.seen.size;
     memo.seen.clear();
-    // A resent point would now count again: whether all have arrived can no longer be told.
-    memo.received = Number.NEGATIVE_INFINITY;
+    memo.unremembered = true;
   }
 
   /**
@@ -406,12 +417,18 @@ export class OtelRunTranslator {
     return out;
   }
 
-  /** Remembers a new point. Past the bounds it is not counted received either: a resend could not be told apart. */
+  /**
+   * Counts a new point and remembers it. Past the run's bound it is counted only: without a resend
+   * the count stays exact, and a large run's end need not wait out the bridge's window (mayBeResent).
+   */
   private _remember(memo: RunMemo, key: string, step: number, time: number): void {
-    if (memo.seen.size >= this._maxSeen) return;
+    memo.received++;
+    if (memo.seen.size >= this._maxSeen) {
+      memo.unremembered = true;
+      return;
+    }
     if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
     memo.seen.add(key, step, time);
-    memo.received++;
     this._seenTotal++;
   }
 
