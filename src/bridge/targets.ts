@@ -36,7 +36,7 @@ export function bridgeTargetsFromEnv(options: BridgeTargetOptions = {}): RunBack
     ...(options.flushTimeoutMillis !== undefined ? { flushTimeoutMillis: options.flushTimeoutMillis } : {}),
   };
   if (options.mlflow !== false && (options.mlflow !== undefined || getStringFromEnv('MLFLOW_TRACKING_URI') !== undefined)) {
-    targets.push(new MlflowBackend({ ...shared, ...(options.mlflow ?? {}), findExistingRuns: true }));
+    targets.push(new MlflowBackend({ ...shared, ...(options.mlflow ?? {}), findExistingRuns: true, sourceTags: false }));
   }
   if (options.wandb !== false && (options.wandb !== undefined || getStringFromEnv('WANDB_API_KEY') !== undefined)) {
     const wandb = new WandbBackend({ ...shared, ...(options.wandb ?? {}), findExistingRuns: true });

@@ -44,6 +44,12 @@ export interface MlflowBackendOptions extends MlflowClientOptions {
   /** MLflow experiment for runs whose experiment is runtel's `default`. Default: env `MLFLOW_EXPERIMENT_NAME`. */
   defaultExperimentName?: string;
   /**
+   * Tag each run it creates with this process's user, script and git commit (`mlflow.user`,
+   * `mlflow.source.name`, `mlflow.source.type`, `mlflow.source.git.commit`), as MLflow's client does.
+   * Default true; the bridge and `runtel sync` create runs for processes that ran elsewhere, and leave them out.
+   */
+  sourceTags?: boolean;
+  /**
    * A running run's `runtel.heartbeat` tag (milliseconds since the epoch) is renewed this often: in
    * a log-batch it sends anyway, or alone when it sent nothing for the interval. `runtel reap
    * --mlflow` reads it. Default: env `RUNTEL_HEARTBEAT_INTERVAL_MILLIS`, else 30000.
@@ -77,6 +83,7 @@ export class MlflowBackend extends DeliveryBackend<MlflowRunState> {
       maxConcurrentRequests,
       findExistingRuns: options.findExistingRuns ?? false,
       defaultExperimentName: options.defaultExperimentName ?? getStringFromEnv('MLFLOW_EXPERIMENT_NAME'),
+      sourceTags: options.sourceTags ?? true,
       heartbeatIntervalMillis,
     });
     super(target, {

@@ -40,6 +40,8 @@ export interface MlflowTargetConfig extends MlflowLimits {
   findExistingRuns: boolean;
   /** MLflow experiment for runs whose experiment is runtel's `default`. */
   defaultExperimentName: string | undefined;
+  /** Tag created runs with this process's user, script and git commit (false where it is not the process that trains). */
+  sourceTags: boolean;
   /**
    * How often a running run's `runtel.heartbeat` tag is renewed: it rides along with a log-batch once
    * a quarter interval has passed, and goes alone (`heartbeat()`) when the run sent nothing for an
@@ -316,7 +318,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
 
   private async _create(state: MlflowRunState, event: RunStartedEvent): Promise<void> {
     // Spawned now, read once the run's lookups are done.
-    const commit = this._commit();
+    const commit = this._config.sourceTags ? this._commit() : undefined;
     const experimentId = await this.experimentId(this._experimentName(event));
     if (this._config.findExistingRuns || event.resumed === true) {
       // A fresh runtel id is no MLflow run id: only a run resumed by one is looked up by it too.
@@ -330,13 +332,10 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
       }
     }
     const parentId = event.parentId === undefined ? undefined : await (state.inheritedParent ?? this._parentRunId(experimentId, event.parentId));
-    const tags: MlflowKeyValue[] = [
-      { key: 'mlflow.runName', value: event.name },
-      { key: 'mlflow.user', value: safeUser() },
-      { key: 'mlflow.source.name', value: basename(process.argv[1] ?? 'node') },
-      { key: 'mlflow.source.type', value: 'LOCAL' },
-      { key: RUNTEL_RUN_ID_TAG, value: event.runId },
-    ];
+    const tags: MlflowKeyValue[] = [{ key: 'mlflow.runName', value: event.name }, { key: RUNTEL_RUN_ID_TAG, value: event.runId }];
+    if (this._config.sourceTags) {
+      tags.push({ key: 'mlflow.user', value: safeUser() }, { key: 'mlflow.source.name', value: basename(process.argv[1] ?? 'node') }, { key: 'mlflow.source.type', value: 'LOCAL' });
+    }
     if (parentId !== undefined) tags.push({ key: 'mlflow.parentRunId', value: parentId });
     else if (event.parentId !== undefined) {
       // Top-level, but the tree can still be rebuilt from the tag.

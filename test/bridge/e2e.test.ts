@@ -134,6 +134,8 @@ describe.each(MLFLOW_STORES)('OtelLogger → otelcol-runtel → bridge → MLflo
     expect(parentRun.info.run_name).toBe('grid');
     expect(paramsOf(parentRun)).toEqual(flattenParams(config));
     expect(tagsOf(parentRun)).toMatchObject({ team: 'ml', 'runtel.run_id': parent.id });
+    // The bridge is not the process that trained: its user, script and git commit are not the run's.
+    expect(Object.keys(tagsOf(parentRun)).filter((key) => key === 'mlflow.user' || key.startsWith('mlflow.source.'))).toEqual([]);
     const artifact = JSON.parse(tagsOf(parentRun)['runtel.artifact.models/best/weights.bin']!) as Record<string, unknown>;
     expect(artifact).toEqual({ kind: 'file', size: 7, sha256: createHash('sha256').update('weights').digest('hex'), source: file });
     expect(Number(parentRun.info.start_time)).toBeGreaterThanOrEqual(startedAt);

@@ -1,8 +1,8 @@
 // MlflowLogger against a real MLflow server, read back through REST and MLflow's Python client.
 import { describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { tmpdir, userInfo } from 'node:os';
+import { basename, join } from 'node:path';
 import { CompositeLogger, InMemoryLogger, JsonlLogger, MlflowLogger, readRun, withRun } from '../../src/index.js';
 import type { BackendFailure } from '../../src/index.js';
 import { MLFLOW_STORES, pyValue, readBackWithPython, runsByRuntelId, useMlflowServers, waitFor } from './helpers.js';
@@ -86,6 +86,8 @@ describe.each(MLFLOW_STORES)('MlflowLogger on MLflow with a %s store', (store) =
     expect(child.info.status).toBe('FAILED');
     const tags = Object.fromEntries(parent.data.tags!.map((t) => [t.key, t.value]));
     expect(tags).toMatchObject({ team: 'ml', stage: 'prod', 'mlflow.runName': 'parent', 'runtel.run_id': parentId });
+    // Created by the training process itself: its user and script, as MLflow's own client tags them.
+    expect(tags).toMatchObject({ 'mlflow.user': userInfo().username, 'mlflow.source.name': basename(process.argv[1] ?? 'node'), 'mlflow.source.type': 'LOCAL' });
     expect(Object.fromEntries(child.data.tags!.map((t) => [t.key, t.value]))['mlflow.parentRunId']).toBe(parent.info.run_id);
     const loss = await mlflow.client.getMetricHistory(parent.info.run_id, 'loss');
     expect(loss).toHaveLength(300);

@@ -52,6 +52,8 @@ describe('runtel sync --to mlflow', () => {
     const parent = py.find((r) => r.tags['runtel.run_id'] === ids[0])!;
     expect(parent.status).toBe('FINISHED');
     expect(parent.tags.best).toBe('offline-trial-2');
+    // `runtel sync` is not the process that trained: its user, script and git commit are not the run's.
+    expect(Object.keys(parent.tags).filter((key) => key === 'mlflow.user' || key.startsWith('mlflow.source.'))).toEqual([]);
     expect(Buffer.from(parent.artifacts['notes.txt']!, 'hex').toString()).toBe('offline artifact');
     for (const id of ids.slice(1)) {
       const trial = py.find((r) => r.tags['runtel.run_id'] === id)!;

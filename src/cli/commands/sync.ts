@@ -108,7 +108,7 @@ async function upload(to: Target, runs: StoredRun[], hooks: UploadHooks): Promis
   if (to === 'mlflow') {
     const { MlflowBackend } = await import('../../mlflow/MlflowBackend.js');
     // A replay is no sign of life: no runtel.heartbeat tags.
-    const backend = new MlflowBackend({ findExistingRuns: true, keepProcessAlive: true, onRetry: hooks.onRetry, heartbeatIntervalMillis: Infinity });
+    const backend = new MlflowBackend({ findExistingRuns: true, sourceTags: false, keepProcessAlive: true, onRetry: hooks.onRetry, heartbeatIntervalMillis: Infinity });
     return (await syncRuns(runs, backend, { onProgress: hooks.onProgress })).failures;
   }
   const { syncRunsToWandb } = await import('../../wandb/sync.js');
