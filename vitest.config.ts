@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/tmpdir.setup.ts'],
     // runtel's crash handlers would end vitest's workers; tests that need them spawn a child process.
     env: { RUNTEL_EXIT_HANDLERS: 'false' },
     testTimeout: 120_000,
