@@ -80,6 +80,14 @@ describe('OtelRunTranslator', () => {
     expect(t.complete(third)).toBe(true);
     t.mayBeResent(other); // forgotten: a resend could no longer be told apart
     expect(t.complete(other)).toBe(false);
+    // Told before its points are forgotten: the same once they are.
+    const fourth = 'd'.repeat(32);
+    t.logs([metric(fourth, 0), rec('ml.run.end', { 'ml.run.id': fourth, 'ml.run.status': 'success', 'ml.run.metric_records_count': 1 }, 2000)]);
+    t.mayBeResent(fourth);
+    expect(t.complete(fourth)).toBe(true);
+    t.logs([metric(third, 0)]); // a duplicate: third is now more recently active than fourth
+    t.logs([metric('e'.repeat(32), 0)]); // past maxSeenPoints: fourth, the least recently active with points, forgets
+    expect(t.complete(fourth)).toBe(false);
   });
 
   it('a point is its key, step and time: the same step at another time is another point, a system sample never collides with one', () => {

@@ -71,6 +71,8 @@ interface RunMemo {
   expected: number | undefined;
   /** Some of the points counted are not remembered (past the bounds, or forgotten): a resend of one would count again. */
   unremembered: boolean;
+  /** Some of its records may come again (mayBeResent). */
+  resendable: boolean;
 }
 
 const SYSTEM_SEEN_KEY = '\0system';
@@ -161,17 +163,17 @@ export class OtelRunTranslator {
    */
   complete(runId: string): boolean {
     const memo = this._runs.get(runId);
-    return memo?.expected !== undefined && memo.received >= memo.expected;
+    return memo?.expected !== undefined && memo.received >= memo.expected && !(memo.resendable && memo.unremembered);
   }
 
   /**
-   * Records of this run were taken but their sender was not told (it will send them again): a run
-   * with points de-duplication does not remember could count those twice, so it is never complete()
-   * again until it restarts; its end waits out the window instead.
+   * Records of this run were taken but their sender was not told (it will send them again): once
+   * the run has points de-duplication does not remember (now or later), a resent one could count
+   * twice, so the run is never complete() again; its end waits out the window instead.
    */
   mayBeResent(runId: string): void {
     const memo = this._runs.get(runId);
-    if (memo?.unremembered === true) memo.received = Number.NEGATIVE_INFINITY;
+    if (memo !== undefined) memo.resendable = true;
   }
 
   /** Whether the run is known and not finished (a run only heard of through heartbeats is not started). */
@@ -363,7 +365,7 @@ export class OtelRunTranslator {
   private _memo(runId: string): RunMemo {
     let memo = this._runs.get(runId);
     if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined, unremembered: false };
+      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined, unremembered: false, resendable: false };
       this._runs.set(runId, memo);
       if (this._runs.size > this._maxRuns) {
         const [oldestId, oldest] = this._runs.entries().next().value!;
