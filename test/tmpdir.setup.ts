@@ -7,7 +7,6 @@ import { join } from 'node:path';
 
 export default function setup(): () => void {
   const previous = process.env.TMPDIR;
-  // Short: PostgreSQL's and gRPC's unix socket paths live under it (at most 107 bytes).
   const root = mkdtempSync(join(tmpdir(), 'rt-'));
   // As /tmp is: PostgreSQL runs as its own user and makes its files under here too.
   chmodSync(root, 0o1777);

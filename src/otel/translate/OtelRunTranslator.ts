@@ -41,7 +41,8 @@ import {
 } from '../conventions.js';
 import { validateKey } from '../../core/validation.js';
 import type { OtelLogInput, OtelSpanInput } from './inputs.js';
-import { SeenPoints } from './SeenPoints.js';
+import { RunMemos } from './RunMemos.js';
+import type { RunMemo } from './RunMemos.js';
 import { systemEvent } from './system.js';
 
 export interface TranslatorStats {
@@ -50,29 +51,6 @@ export interface TranslatorStats {
   rejected: number;
   /** Param and tag keys dropped for breaking the key rule (their records were kept). */
   droppedKeys: number;
-}
-
-interface RunMemo {
-  started: boolean;
-  /** Started from a record other than ml.run.start (pipelines reorder): the real one may still come. */
-  provisional: boolean;
-  finished: boolean;
-  /** Finished `crashed` by whoever noticed it went silent (`crashed()`): if it speaks again, it is taken back. */
-  crashed: boolean;
-  /** Name, experiment and parent, for taking a crashed run back. */
-  identity: Pick<RunStartedEvent, 'name' | 'experiment' | 'parentId'> | undefined;
-  /** A crashed run this translator never saw start speaks again: its first start is a resume. */
-  resumeNext: boolean;
-  /** Metric points already seen, so a resent batch adds nothing. */
-  seen: SeenPoints;
-  /** Distinct ml.metric and ml.system records received since the run (re)started. */
-  received: number;
-  /** How many of them its end says it emitted (ATTR_RUN_METRIC_RECORDS_COUNT), once an end said it. */
-  expected: number | undefined;
-  /** Some of the points counted are not remembered (past the bounds, or forgotten): a resend of one would count again. */
-  unremembered: boolean;
-  /** Some of its records may come again (mayBeResent). */
-  resendable: boolean;
 }
 
 const SYSTEM_SEEN_KEY = '\0system';
@@ -92,24 +70,16 @@ export interface OtelRunTranslatorOptions {
 }
 
 export class OtelRunTranslator {
-  private readonly _runs = new Map<string, RunMemo>();
-  private readonly _maxRuns: number;
-  private readonly _maxSeen: number;
-  private readonly _maxSeenTotal: number;
-  private _seenTotal = 0;
-  /** The run touched last (it is already the newest in `_runs`). */
-  private _lastRunId: string | undefined;
+  private readonly _memos: RunMemos;
   private readonly _stats: TranslatorStats = { events: 0, ignored: 0, rejected: 0, droppedKeys: 0 };
 
   constructor(options: OtelRunTranslatorOptions = {}) {
-    this._maxRuns = options.maxRuns ?? 10_000;
-    this._maxSeen = options.maxSeenPointsPerRun ?? 1_000_000;
-    this._maxSeenTotal = options.maxSeenPoints ?? 1_000_000;
+    this._memos = new RunMemos({ maxRuns: options.maxRuns ?? 10_000, maxSeenPointsPerRun: options.maxSeenPointsPerRun ?? 1_000_000, maxSeenPoints: options.maxSeenPoints ?? 1_000_000 });
   }
 
   /** Metric points remembered for de-duplication, over all runs. */
   get seenPoints(): number {
-    return this._seenTotal;
+    return this._memos.seenPoints;
   }
 
   stats(): TranslatorStats {
@@ -147,7 +117,7 @@ export class OtelRunTranslator {
    * run_started `resumed` comes first, and its own end replaces `crashed`.
    */
   crashed(runId: string, endTime: number, error?: { type: string; message: string }): RunEvent[] {
-    const memo = this._memo(runId);
+    const memo = this._memos.touch(runId);
     if (memo.finished) return [];
     memo.finished = true;
     memo.crashed = true;
@@ -162,8 +132,7 @@ export class OtelRunTranslator {
    * gave a count, and after mayBeResent() for a run with points de-duplication does not remember.
    */
   complete(runId: string): boolean {
-    const memo = this._runs.get(runId);
-    return memo?.expected !== undefined && memo.received >= memo.expected && !(memo.resendable && memo.unremembered);
+    return this._memos.complete(runId);
   }
 
   /**
@@ -172,13 +141,12 @@ export class OtelRunTranslator {
    * twice, so the run is never complete() again; its end waits out the window instead.
    */
   mayBeResent(runId: string): void {
-    const memo = this._runs.get(runId);
-    if (memo !== undefined) memo.resendable = true;
+    this._memos.mayBeResent(runId);
   }
 
   /** Whether the run is known and not finished (a run only heard of through heartbeats is not started). */
   isOpen(runId: string): boolean {
-    const memo = this._runs.get(runId);
+    const memo = this._memos.get(runId);
     return memo !== undefined && !memo.finished;
   }
 
@@ -191,7 +159,7 @@ export class OtelRunTranslator {
         this._stats.ignored++;
         continue;
       }
-      const memo = this._memo(runId);
+      const memo = this._memos.touch(runId);
       this._revive(runId, memo, span.startMillis, out);
       memo.expected ??= asInteger(span.attributes[ATTR_RUN_METRIC_RECORDS_COUNT]);
       if (!memo.started) out.push(this._started(runId, span.attributes, span.startMillis, memo));
@@ -217,7 +185,7 @@ export class OtelRunTranslator {
 
   private _log(eventName: string, runId: string, record: OtelLogInput, out: RunEvent[]): void {
     const a = record.attributes;
-    const memo = this._memo(runId);
+    const memo = this._memos.touch(runId);
     // A resent start of a crashed run is not news (its records are seen): everything else is.
     if (!(eventName === EVENT_RUN_START && memo.started)) this._revive(runId, memo, record.timeMillis, out);
     switch (eventName) {
@@ -264,7 +232,7 @@ export class OtelRunTranslator {
         validateKey(key, 'metric');
         const value = fromMetricAttributeValue(a[ATTR_METRIC_VALUE]);
         if (memo.seen.has(key, step, record.timeMillis)) return this._duplicate();
-        this._remember(memo, key, step, record.timeMillis);
+        this._memos.remember(memo, key, step, record.timeMillis);
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         const last = out[out.length - 1];
         if (last?.type === 'metrics' && last.runId === runId && last.step === step && last.timestamp === record.timeMillis && !(key in last.values)) {
@@ -278,7 +246,7 @@ export class OtelRunTranslator {
         const event = systemEvent(runId, a, record.timeMillis);
         // No metric key starts with NUL: system samples cannot collide with points.
         if (memo.seen.has(SYSTEM_SEEN_KEY, event.step, record.timeMillis)) return this._duplicate();
-        this._remember(memo, SYSTEM_SEEN_KEY, event.step, record.timeMillis);
+        this._memos.remember(memo, SYSTEM_SEEN_KEY, event.step, record.timeMillis);
         this._ensureStarted(runId, a, record.timeMillis, memo, out);
         out.push(event);
         return;
@@ -361,42 +329,6 @@ export class OtelRunTranslator {
     out.push({ type: 'run_started', runId, ...memo.identity, startTime: time, params: {}, tags: {}, resumed: true });
   }
 
-  /** The run's memo, made the most recently active (runs are kept in order of last activity). */
-  private _memo(runId: string): RunMemo {
-    let memo = this._runs.get(runId);
-    if (memo === undefined) {
-      memo = { started: false, provisional: false, finished: false, crashed: false, identity: undefined, resumeNext: false, seen: new SeenPoints(), received: 0, expected: undefined, unremembered: false, resendable: false };
-      this._runs.set(runId, memo);
-      if (this._runs.size > this._maxRuns) {
-        const [oldestId, oldest] = this._runs.entries().next().value!;
-        this._seenTotal -= oldest.seen.size;
-        this._runs.delete(oldestId);
-      }
-    } else if (this._lastRunId !== runId) {
-      this._runs.delete(runId);
-      this._runs.set(runId, memo);
-    }
-    this._lastRunId = runId;
-    return memo;
-  }
-
-  /** Frees room for one point: the least recently active run with points forgets them. */
-  private _forgetOldestPoints(keep: RunMemo): void {
-    for (const memo of this._runs.values()) {
-      if (memo === keep || memo.seen.size === 0) continue;
-      this._forget(memo);
-      return;
-    }
-    // Only the current run has points: it starts over.
-    this._forget(keep);
-  }
-
-  private _forget(memo: RunMemo): void {
-    this._seenTotal -= memo.seen.size;
-    memo.seen.clear();
-    memo.unremembered = true;
-  }
-
   /**
    * The attributes under `prefix` (params or tags) as strings, by key. A key that breaks the key rule
    * is dropped and counted, and the record kept: MLflow would refuse the whole batch it travels in.
@@ -417,21 +349,6 @@ export class OtelRunTranslator {
       else if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') out[key] = String(value);
     }
     return out;
-  }
-
-  /**
-   * Counts a new point and remembers it. Past the run's bound it is counted only: without a resend
-   * the count stays exact, and a large run's end need not wait out the bridge's window (mayBeResent).
-   */
-  private _remember(memo: RunMemo, key: string, step: number, time: number): void {
-    memo.received++;
-    if (memo.seen.size >= this._maxSeen) {
-      memo.unremembered = true;
-      return;
-    }
-    if (this._seenTotal >= this._maxSeenTotal) this._forgetOldestPoints(memo);
-    memo.seen.add(key, step, time);
-    this._seenTotal++;
   }
 
   private _duplicate(): void {
