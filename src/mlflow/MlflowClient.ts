@@ -146,18 +146,23 @@ export class MlflowClient {
    * exists is left as it is.
    */
   async getOrCreateExperiment(name: string): Promise<string> {
+    return (await this.ensureExperiment(name)).experimentId;
+  }
+
+  /** getOrCreateExperiment, telling whether this call created it (then no run can be in it yet). */
+  async ensureExperiment(name: string): Promise<{ experimentId: string; created: boolean }> {
     const existing = await this.getExperimentIdByName(name);
-    if (existing !== undefined) return existing;
+    if (existing !== undefined) return { experimentId: existing, created: false };
     try {
       const res = await this._call<{ experiment_id: string }>('create-experiment', 'POST', 'experiments/create', {
         name,
         tags: [{ key: EXPERIMENT_KIND_TAG, value: EXPERIMENT_KIND_TRAINING }],
       });
-      return res.experiment_id;
+      return { experimentId: res.experiment_id, created: true };
     } catch (error) {
       if (error instanceof MlflowError && error.errorCode === 'RESOURCE_ALREADY_EXISTS') {
         const id = await this.getExperimentIdByName(name);
-        if (id !== undefined) return id;
+        if (id !== undefined) return { experimentId: id, created: false };
       }
       throw error;
     }

@@ -92,6 +92,8 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   private readonly _config: MlflowTargetConfig;
   private _context!: DeliveryContext;
   private readonly _experiments = new Map<string, Promise<string>>();
+  /** Experiments this target created, until a run is made in them: that run is not looked for first. */
+  private readonly _newExperiments = new Set<string>();
   /** runtel id → MLflow run id (settles once the run exists). */
   private readonly _ids = new MlflowRunIds();
   private _gitCommit: Promise<string | undefined> | undefined;
@@ -320,7 +322,10 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     // Spawned now, read once the run's lookups are done.
     const commit = this._config.sourceTags ? this._commit() : undefined;
     const experimentId = await this.experimentId(this._experimentName(event));
-    if (this._config.findExistingRuns || event.resumed === true) {
+    // The first run in an experiment this target has just created cannot be there yet: one request less
+    // (a new experiment on MLflow's PostgreSQL store answers its first runs/search in about 60 ms).
+    const inNewExperiment = this._newExperiments.delete(experimentId);
+    if ((this._config.findExistingRuns && !inNewExperiment) || event.resumed === true) {
       // A fresh runtel id is no MLflow run id: only a run resumed by one is looked up by it too.
       const existing = await this.findRun(experimentId, event.runId, event.resumed === true);
       if (existing !== undefined) {
@@ -395,7 +400,10 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   experimentId(name: string): Promise<string> {
     let id = this._experiments.get(name);
     if (id === undefined) {
-      id = this.mlflow.getOrCreateExperiment(name);
+      id = this.mlflow.ensureExperiment(name).then(({ experimentId, created }) => {
+        if (created) this._newExperiments.add(experimentId);
+        return experimentId;
+      });
       this._experiments.set(name, id);
       // A failure is not cached: the next run tries again.
       id.catch(() => this._experiments.delete(name));

@@ -165,6 +165,8 @@ describe('MLflow faults (SQLite)', () => {
       calls.push(path.replace(/\?.*/, ''));
       return { forward: true };
     });
+    // An experiment that exists: a run in one runtel has just created is not looked for (next test).
+    await mlflow.client.getOrCreateExperiment('lookups');
     const logger = new MlflowLogger({ trackingUri: proxy.url, findExistingRuns: true, onError: () => undefined });
     const run = logger.startRun({ name: 'lookups', experiment: 'lookups' });
     run.logMetrics({ loss: 1 }, { step: 0 });
@@ -176,6 +178,28 @@ describe('MLflow faults (SQLite)', () => {
     // Before: runs/search, then runs/get by the runtel id (404), then runs/create.
     expect(calls.slice(0, created).filter((c) => c.startsWith('/api/2.0/mlflow/runs/'))).toEqual(['/api/2.0/mlflow/runs/search']);
     expect((await runsByRuntelId(mlflow.client, 'lookups')).get(run.id)?.info.status).toBe('FINISHED');
+  });
+
+  it('the first run in an experiment the target has just created is not looked for, as no run can be there yet; the next run in it is', async () => {
+    const calls: string[] = [];
+    const proxy = await faultyProxy(mlflow.server.port, (path) => {
+      calls.push(path.replace(/\?.*/, ''));
+      return { forward: true };
+    });
+    const logger = new MlflowLogger({ trackingUri: proxy.url, findExistingRuns: true, onError: () => undefined });
+    const first = logger.startRun({ name: 'first', experiment: 'lookups-new' });
+    await first.finish();
+    await logger.forceFlush();
+    const second = logger.startRun({ name: 'second', experiment: 'lookups-new' });
+    await second.finish();
+    await logger.shutdown();
+    await proxy.close();
+    const runCalls = calls.filter((c) => c.startsWith('/api/2.0/mlflow/runs/create') || c.startsWith('/api/2.0/mlflow/runs/search'));
+    expect(calls.filter((c) => c === '/api/2.0/mlflow/experiments/create')).toHaveLength(1);
+    // Before: search, create, search, create.
+    expect(runCalls).toEqual(['/api/2.0/mlflow/runs/create', '/api/2.0/mlflow/runs/search', '/api/2.0/mlflow/runs/create']);
+    const stored = await runsByRuntelId(mlflow.client, 'lookups-new');
+    expect([stored.get(first.id)?.info.status, stored.get(second.id)?.info.status]).toEqual(['FINISHED', 'FINISHED']);
   });
 
   it("MLflow's 400 for an exhausted database pool is retried; any other 400 is not", async () => {
