@@ -11,7 +11,7 @@
 //     run ended inside the timing, as (A)'s are), measured before and after each round's (A) and (A-gRPC),
 //     which are paired with the mean of the two. Each round also gives (B)'s log-batch requests alone, the
 //     ceiling these figures were paired with before 2026-12-07 (experiments/create alone took 23–228 ms
-//     on a fresh PostgreSQL server, up to 3% of a 100,000-point run);
+//     on a fresh PostgreSQL server, up to 4% of a 100,000-point run);
 // (C) the bridge's own cost per point with a null sink (no MLflow): (C1) in process, gunzip +
 //     protobuf decode + OTLP → inputs + translation, no HTTP; (C2) the whole bridge in a process of
 //     its own (bench/null-bridge.ts) with a backend that discards every event, over loopback HTTP,

@@ -31,9 +31,9 @@ const MIN_REQUESTS_PER_WINDOW = 8;
  * A level measured at under CLEARLY_WORSE × the best's rate after this many requests ends its window
  * there. On PostgreSQL 1 in flight stores 0.54–0.73× what 4 does, at about 100 ms a request, so each
  * request less at 1 saves some 40 ms of a 4's worth. Simulated with SQLite's heavy-tailed noise, fresh
- * runs leave a level 1 that is really 5%, 10%, 30% better than 4 after its first window as often with 3
- * as with 4 (45%, 39%, 16–17%: a full window's noise does most of that), and then lose only that margin
- * until 1 is measured again.
+ * runs left a level 1 that is really 5%, 10%, 30% better than 4 after its first window as often with 3
+ * as with 4 (45%, 39%, 16–17%, before _judge's second window: a full window's noise did most of that),
+ * and then lose only that margin until 1 is measured again.
  */
 const MIN_REQUESTS_TO_LOSE = 3;
 const CLEARLY_WORSE = 0.7;
