@@ -3,6 +3,7 @@
 // time through the artifact proxy (channel `artifacts`); the finish is an update-run.
 
 import { mlflowRunUrl, publishRunLink } from '../core/runLinks.js';
+import { MlflowExperiments } from './MlflowExperiments.js';
 import { MlflowRunIds } from './MlflowRunIds.js';
 import { execFile } from 'node:child_process';
 import { userInfo } from 'node:os';
@@ -91,9 +92,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   readonly mlflow: MlflowClient;
   private readonly _config: MlflowTargetConfig;
   private _context!: DeliveryContext;
-  private readonly _experiments = new Map<string, Promise<string>>();
-  /** Experiments this target created, until a run is made in them: that run is not looked for first. */
-  private readonly _newExperiments = new Set<string>();
+  private readonly _experiments: MlflowExperiments;
   /** runtel id → MLflow run id (settles once the run exists). */
   private readonly _ids = new MlflowRunIds();
   private _gitCommit: Promise<string | undefined> | undefined;
@@ -101,6 +100,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   constructor(client: MlflowClient, config: MlflowTargetConfig) {
     this.mlflow = client;
     this.client = client.http;
+    this._experiments = new MlflowExperiments(client);
     this.location = `MLflow ${redactUrl(client.trackingUri)}`;
     for (const [key, value] of Object.entries(config)) {
       if (typeof value === 'number' && !(value > 0)) throw new RangeError(`${key} must be greater than 0, got ${value}`);
@@ -324,7 +324,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
     const experimentId = await this.experimentId(this._experimentName(event));
     // The first run in an experiment this target has just created cannot be there yet: one request less
     // (a new experiment on MLflow's PostgreSQL store answers its first runs/search in about 60 ms).
-    const inNewExperiment = this._newExperiments.delete(experimentId);
+    const inNewExperiment = this._experiments.takeCreated(experimentId);
     if ((this._config.findExistingRuns && !inNewExperiment) || event.resumed === true) {
       // A fresh runtel id is no MLflow run id: only a run resumed by one is looked up by it too.
       const existing = await this.findRun(experimentId, event.runId, event.resumed === true);
@@ -398,17 +398,7 @@ export class MlflowTarget implements DeliveryTarget<MlflowRunState> {
   }
 
   experimentId(name: string): Promise<string> {
-    let id = this._experiments.get(name);
-    if (id === undefined) {
-      id = this.mlflow.ensureExperiment(name).then(({ experimentId, created }) => {
-        if (created) this._newExperiments.add(experimentId);
-        return experimentId;
-      });
-      this._experiments.set(name, id);
-      // A failure is not cached: the next run tries again.
-      id.catch(() => this._experiments.delete(name));
-    }
-    return id;
+    return this._experiments.id(name);
   }
 
   private _commit(): Promise<string | undefined> {
